@@ -1,0 +1,270 @@
+"""The multi-branch HRNet backbone: stem, stage 1, and (transition, stage) x 3.
+
+Module and parameter names follow the official code (and timm's ``hrnet_*``), so official and timm
+checkpoints map one to one: ``conv1``, ``bn1``, ``layer1.*``, ``transition{1,2,3}.*``,
+``stage{2,3,4}.{m}.branches.*`` and ``stage{2,3,4}.{m}.fuse_layers.{i}.{j}.*``.
+
+Unlike the official classification code (and timm), every upsampling targets the other tensor's actual
+size instead of a fixed scale factor, so inputs of any size work, not only multiples of 32.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from timm.models._manipulate import checkpoint, checkpoint_seq
+from timm.models.resnet import BasicBlock, Bottleneck
+from torch import Tensor, nn
+
+from .specs import HRNetSpec, StageSpec
+
+__all__ = ['HRNetBackbone', 'ExchangeUnit', 'UPSAMPLE_MODES']
+
+UPSAMPLE_MODES = ('nearest', 'bilinear')
+_BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
+
+
+def conv_bn(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, act: bool = True, **dd) -> nn.Sequential:
+    """Conv (no bias) + BN (+ ReLU), the unit of every transition and downsampling fuse path."""
+    layers = [
+        nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding=kernel_size // 2, bias=False, **dd),
+        nn.BatchNorm2d(out_chs, **dd),
+    ]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def make_blocks(block: str, in_chs: int, planes: int, num_blocks: int, **dd) -> nn.Sequential:
+    """A branch: ``num_blocks`` residual blocks, with a 1x1 projection on the first when channels change."""
+    block_cls = _BLOCKS[block]
+    out_chs = planes * block_cls.expansion
+    downsample = conv_bn(in_chs, out_chs, 1, act=False, **dd) if in_chs != out_chs else None
+    layers = [block_cls(in_chs, planes, downsample=downsample, **dd)]
+    layers += [block_cls(out_chs, planes, **dd) for _ in range(1, num_blocks)]
+    return nn.Sequential(*layers)
+
+
+class FuseIdentity(nn.Module):
+    """``fuse_layers[i][i]``: the branch itself (no parameters, like the official ``None``)."""
+
+    def forward(self, x: Tensor, size: list[int]) -> Tensor:
+        return x
+
+
+class FuseUp(nn.Sequential):
+    """``fuse_layers[i][j]`` for j > i: 1x1 conv + BN, then resize to branch i's size (official order)."""
+
+    def __init__(
+        self, in_chs: int, out_chs: int, upsample_mode: str, align_corners: Optional[bool], **dd
+    ) -> None:
+        super().__init__(nn.Conv2d(in_chs, out_chs, 1, bias=False, **dd), nn.BatchNorm2d(out_chs, **dd))
+        self.upsample_mode = upsample_mode
+        self.align_corners = align_corners
+
+    def forward(self, x: Tensor, size: list[int]) -> Tensor:
+        for module in self:
+            x = module(x)
+        return F.interpolate(x, size=size, mode=self.upsample_mode, align_corners=self.align_corners)
+
+
+class FuseDown(nn.Sequential):
+    """``fuse_layers[i][j]`` for j < i: (i - j) stride-2 3x3 convs; only the last changes channels, no ReLU."""
+
+    def __init__(self, in_chs: int, out_chs: int, num_steps: int, **dd) -> None:
+        super().__init__(
+            *[
+                conv_bn(in_chs, out_chs if last else in_chs, 3, stride=2, act=not last, **dd)
+                for last in (k == num_steps - 1 for k in range(num_steps))
+            ]
+        )
+
+    def forward(self, x: Tensor, size: list[int]) -> Tensor:
+        for module in self:
+            x = module(x)
+        return x
+
+
+class ExchangeUnit(nn.Module):
+    """One HRNet module: residual blocks per branch, then every branch fused into every (kept) branch.
+
+    A row ``fuse_layers[i]`` left empty passes branch i through unfused. The official pose model does
+    this for branches 1-3 of the last stage-4 module (``multi_scale_output=False``); their block outputs
+    are still returned, so V1 models can report all four branches as features.
+    """
+
+    def __init__(
+        self,
+        in_chs: tuple[int, ...],
+        spec: StageSpec,
+        multi_scale_output: bool = True,
+        upsample_mode: str = 'nearest',
+        align_corners: Optional[bool] = None,
+        **dd,
+    ) -> None:
+        super().__init__()
+        chs = spec.num_channels
+        self.branches = nn.ModuleList(
+            [make_blocks(spec.block, in_chs[b], chs[b], spec.num_blocks[b], **dd) for b in range(len(chs))]
+        )
+        fuse_rows = []
+        for i in range(len(chs)):
+            row = []
+            if multi_scale_output or i == 0:
+                for j in range(len(chs)):
+                    if j > i:
+                        row.append(FuseUp(chs[j], chs[i], upsample_mode, align_corners, **dd))
+                    elif j < i:
+                        row.append(FuseDown(chs[j], chs[i], i - j, **dd))
+                    else:
+                        row.append(FuseIdentity())
+            fuse_rows.append(nn.ModuleList(row))
+        self.fuse_layers = nn.ModuleList(fuse_rows)
+        self.fuse_act = nn.ReLU()
+
+    def prune_outputs(self, keep: set[int]) -> None:
+        """Drop the fuse rows of branches nobody reads (their parameters would get no gradient)."""
+        for i in range(len(self.fuse_layers)):
+            if i not in keep:
+                self.fuse_layers[i] = nn.ModuleList()
+
+    def forward(self, x: list[Tensor]) -> list[Tensor]:
+        branch_out: list[Tensor] = []
+        for i, branch in enumerate(self.branches):
+            branch_out.append(branch(x[i]))
+        out: list[Tensor] = []
+        for i, row in enumerate(self.fuse_layers):
+            y = branch_out[i]
+            if len(row) > 0:
+                size = [y.shape[-2], y.shape[-1]]
+                for j, fuse in enumerate(row):
+                    y = fuse(branch_out[j], size) if j == 0 else y + fuse(branch_out[j], size)
+                y = self.fuse_act(y)
+            out.append(y)
+        return out
+
+
+class HRStage(nn.ModuleList):
+    """A stage: exchange units applied in sequence to the list of branches."""
+
+    def __init__(self, units: list[ExchangeUnit]) -> None:
+        super().__init__(units)
+        self.grad_checkpointing = False
+
+    def forward(self, x: list[Tensor]) -> list[Tensor]:
+        for unit in self:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(unit, x)
+            else:
+                x = unit(x)
+        return x
+
+
+def make_transition(prev_chs: tuple[int, ...], next_chs: tuple[int, ...], **dd) -> nn.ModuleList:
+    """Adapt existing branches whose width changes; grow each new branch from the lowest-resolution one."""
+    layers: list[nn.Module] = []
+    for i, out_chs in enumerate(next_chs):
+        if i < len(prev_chs):
+            layers.append(conv_bn(prev_chs[i], out_chs, 3, **dd) if prev_chs[i] != out_chs else nn.Identity())
+        else:
+            # official nesting: Sequential(Sequential(conv, bn, relu)), keys transitionN.i.0.{0,1}
+            layers.append(nn.Sequential(conv_bn(prev_chs[-1], out_chs, 3, stride=2, **dd)))
+    return nn.ModuleList(layers)
+
+
+def check_input(x: Tensor, in_chans: int) -> None:
+    """Fail early with what was expected, not deep inside a convolution."""
+    if not torch.is_floating_point(x):
+        raise TypeError(f'HRNet expects a floating point image tensor, got dtype {x.dtype}')
+    if x.dim() != 4:
+        raise ValueError(f'HRNet expects a 4-D (N, C, H, W) tensor, got {x.dim()}-D shape {list(x.shape)}')
+    if x.shape[1] != in_chans:
+        raise ValueError(f'HRNet expects {in_chans} input channels, got {x.shape[1]} (shape {list(x.shape)})')
+
+
+class HRNetBackbone(nn.Module):
+    """Stem -> stage 1 -> (transition, stage) x 3, returning the four branches (C, 2C, 4C, 8C at 1/4 ... 1/32).
+
+    Args:
+        spec: the width's stage layout.
+        in_chans: input image channels.
+        multi_scale_output: fuse the last stage-4 module into all branches (HRNetV2) or only the first (HRNetV1).
+        upsample_mode: resize used inside the fuse layers, 'nearest' (ImageNet, pose and detection weights)
+            or 'bilinear' (segmentation weights).
+        align_corners: for 'bilinear'; None means False. Must be None for 'nearest'.
+    """
+
+    def __init__(
+        self,
+        spec: HRNetSpec,
+        in_chans: int = 3,
+        multi_scale_output: bool = True,
+        upsample_mode: str = 'nearest',
+        align_corners: Optional[bool] = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        if upsample_mode not in UPSAMPLE_MODES:
+            raise ValueError(f'upsample_mode must be one of {UPSAMPLE_MODES}, got {upsample_mode!r}')
+        if upsample_mode == 'nearest' and align_corners is not None:
+            raise ValueError("align_corners only applies to upsample_mode='bilinear'")
+        dd = dict(device=device, dtype=dtype)
+        self.in_chans = in_chans
+        self.upsample_mode = upsample_mode
+        self.align_corners = align_corners
+        self.grad_checkpointing = False
+        stem = spec.stem_width
+
+        self.conv1 = nn.Conv2d(in_chans, stem, 3, stride=2, padding=1, bias=False, **dd)
+        self.bn1 = nn.BatchNorm2d(stem, **dd)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(stem, 64, 3, stride=2, padding=1, bias=False, **dd)
+        self.bn2 = nn.BatchNorm2d(64, **dd)
+        self.act2 = nn.ReLU(inplace=True)
+        s1 = spec.stage1
+        self.layer1 = make_blocks(s1.block, 64, s1.num_channels[0], s1.num_blocks[0], **dd)
+
+        prev_chs: tuple[int, ...] = (s1.num_channels[0] * _BLOCKS[s1.block].expansion,)
+        fuse = dict(upsample_mode=upsample_mode, align_corners=align_corners, **dd)
+        for n, stage in enumerate(spec.stages, start=2):
+            setattr(self, f'transition{n - 1}', make_transition(prev_chs, stage.num_channels, **dd))
+            units = []
+            for m in range(stage.num_modules):
+                last = n == 4 and m == stage.num_modules - 1
+                ms_out = multi_scale_output or not last
+                units.append(ExchangeUnit(stage.num_channels, stage, ms_out, **fuse))
+            setattr(self, f'stage{n}', HRStage(units))
+            prev_chs = stage.num_channels
+
+        self.branch_channels = spec.branch_channels
+        self.feature_info = [dict(num_chs=stem, reduction=2, module='act1')] + [
+            dict(num_chs=c, reduction=4 * 2**i, module=f'stage4.branch{i}') for i, c in enumerate(spec.branch_channels)
+        ]
+
+    def forward_stem(self, x: Tensor) -> Tensor:
+        """conv1 + bn1 + ReLU at stride 2: the 64-channel stem feature."""
+        check_input(x, self.in_chans)
+        return self.act1(self.bn1(self.conv1(x)))
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each bottleneck and exchange unit in backward instead of storing its activations."""
+        self.grad_checkpointing = enable
+        for stage in (self.stage2, self.stage3, self.stage4):
+            stage.grad_checkpointing = enable
+
+    def forward_branches(self, stem: Tensor) -> list[Tensor]:
+        """From the stem feature to the four final branches."""
+        x = self.act2(self.bn2(self.conv2(stem)))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.layer1, x)
+        else:
+            x = self.layer1(x)
+        xs = [t(x) for t in self.transition1]
+        xs = self.stage2(xs)
+        xs = [t(xs[i] if i < len(xs) else xs[-1]) for i, t in enumerate(self.transition2)]
+        xs = self.stage3(xs)
+        xs = [t(xs[i] if i < len(xs) else xs[-1]) for i, t in enumerate(self.transition3)]
+        return self.stage4(xs)

@@ -1,0 +1,281 @@
+"""HRNetV1 / HRNetV2 / HRNetV2p for timm: the model classes, the builder, and the 27 registered names.
+
+Paper: Deep High-Resolution Representation Learning for Visual Recognition (Wang et al., TPAMI 2020),
+https://arxiv.org/abs/1908.07919. Official code: https://github.com/HRNet (MIT).
+
+The backbone is one class (:class:`~hrnet_zoo.backbone.HRNetBackbone`); the three models differ only in
+their head. ``features_only=True`` goes through timm's ``FeatureGetterNet`` and returns the stem
+(64 channels, stride 2) and the four final branches (C, 2C, 4C, 8C at strides 4, 8, 16, 32).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
+from timm.models._registry import get_pretrained_cfg
+from torch import Tensor, nn
+
+from .backbone import HRNetBackbone
+from .heads import PyramidNeck, SegmentationHead, classifier, concat_branches
+from .specs import get_spec
+from .weights import ARCHS, MANIFEST, parse_arch
+
+__all__ = ['HRNetV1', 'HRNetV2', 'HRNetV2p', 'create_hrnet']
+
+
+class _HRNet(HRNetBackbone):
+    """What the three heads share: timm's model interface around the backbone."""
+
+    def __init__(
+        self,
+        width: str = 'w18',
+        in_chans: int = 3,
+        upsample_mode: str = 'nearest',
+        align_corners: Optional[bool] = None,
+        multi_scale_output: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(get_spec(width), in_chans, multi_scale_output, upsample_mode, align_corners, device, dtype)
+        self.width = width
+        # every bilinear resize in the heads follows the checkpoint's align_corners, as the official heads do
+        self.head_align_corners = bool(align_corners)
+
+    def representation(self, branches: list[Tensor]) -> Tensor:
+        """HRNetV2's: all branches resized to 1/4 and concatenated (15C channels)."""
+        return concat_branches(branches, self.head_align_corners)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.representation(self.forward_branches(self.forward_stem(x)))
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: Optional[Union[int, list[int]]] = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = 'NCHW',
+        intermediates_only: bool = False,
+    ) -> Union[list[Tensor], tuple[Tensor, list[Tensor]]]:
+        """timm's feature API. Index 0 is the stem (stride 2), 1-4 the final branches (strides 4-32).
+
+        Returns the intermediates, or ``(forward_features(x), intermediates)`` unless ``intermediates_only``.
+        """
+        if output_fmt != 'NCHW':
+            raise ValueError(f"HRNet features are NCHW only, got output_fmt={output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        stem = self.forward_stem(x)
+        intermediates = [stem] if 0 in take_indices else []
+        if max_index == 0 and (intermediates_only or stop_early):
+            return intermediates if intermediates_only else (stem, intermediates)
+        branches = self.forward_branches(stem)
+        intermediates += [branches[i - 1] for i in take_indices if i > 0]
+        if intermediates_only:
+            return intermediates
+        return self.representation(branches), intermediates
+
+    def prune_intermediate_layers(
+        self, indices: Union[int, list[int]] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Remove what the selected features do not need (the head, unread fuse rows), for DDP without
+        ``find_unused_parameters``. Returns the absolute indices kept."""
+        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
+        if prune_head:
+            self.remove_head()
+            self.stage4[-1].prune_outputs({i - 1 for i in take_indices if i > 0})
+        return take_indices
+
+    def remove_head(self) -> None:
+        raise NotImplementedError
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Stem, then stage 1 blocks, transitions and exchange units in depth order (for layer-wise LR decay)."""
+        if coarse:
+            blocks = [(r'^(?:layer|stage)(\d+)', None), (r'^transition(\d+)', (99999,))]
+        else:
+            blocks = [
+                (r'^layer(1)\.(\d+)', None),
+                (r'^stage(\d+)\.(\d+)', None),
+                (r'^transition(\d+)', (99999,)),  # joins the group before it: the end of stage n
+            ]
+        return dict(stem=r'^conv[12]|^bn[12]', blocks=blocks)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        super().set_grad_checkpointing(enable)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+
+class HRNetV1(_HRNet):
+    """HRNetV1 (pose): the last exchange unit fuses into the high-resolution branch only; a 1x1 conv on it
+    gives ``num_classes`` keypoint heatmaps at 1/4 resolution (``final_layer``)."""
+
+    def __init__(self, width: str = 'w32', num_classes: int = 17, **kwargs) -> None:
+        super().__init__(width, multi_scale_output=False, **kwargs)
+        dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
+        self.num_classes = num_classes
+        self.num_features = self.head_hidden_size = self.branch_channels[0]
+        self.final_layer = classifier(self.num_features, num_classes, **dd)
+        self._init_weights()
+
+    def representation(self, branches: list[Tensor]) -> Tensor:
+        return branches[0]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        return x if pre_logits else self.final_layer(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.final_layer
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        self.final_layer = classifier(self.num_features, num_classes, device=self.conv1.weight.device)
+
+    def remove_head(self) -> None:
+        self.reset_classifier(0)
+
+
+class HRNetV2(_HRNet):
+    """HRNetV2 (segmentation): the 15C concatenation, then 1x1 conv + BN + ReLU + 1x1 conv to
+    ``num_classes`` logits at 1/4 resolution (``last_layer``). ``num_classes=0`` keeps the 15C hidden layer."""
+
+    def __init__(self, width: str = 'w48', num_classes: int = 19, **kwargs) -> None:
+        super().__init__(width, **kwargs)
+        dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
+        self.num_classes = num_classes
+        self.num_features = self.head_hidden_size = sum(self.branch_channels)
+        self.last_layer = SegmentationHead(self.num_features, num_classes, **dd)
+        self._init_weights()
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        return self.last_layer(x, pre_logits)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.last_layer[3]
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        self.last_layer[3] = classifier(self.num_features, num_classes, device=self.conv1.weight.device)
+
+    def remove_head(self) -> None:
+        self.num_classes = 0
+        self.last_layer = nn.Sequential()
+
+
+class HRNetV2p(_HRNet):
+    """HRNetV2p (detection): the 15C concatenation reduced to 256 channels and pooled into five levels at
+    strides 4, 8, 16, 32, 64, a 3x3 conv each (``neck``). ``forward`` returns the five maps."""
+
+    def __init__(self, width: str = 'w32', num_classes: int = 0, out_channels: int = 256, **kwargs) -> None:
+        if num_classes != 0:
+            raise ValueError(f'HRNetV2p has no classifier (it returns a feature pyramid); got num_classes={num_classes}')
+        super().__init__(width, **kwargs)
+        dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
+        self.num_classes = 0
+        self.num_features = self.head_hidden_size = sum(self.branch_channels)
+        self.out_channels = out_channels
+        self.neck = PyramidNeck(self.num_features, out_channels, **dd)
+        self._init_weights()
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> list[Tensor]:
+        return [x] if pre_logits else self.neck(x)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return self.forward_head(self.forward_features(x))
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return nn.Identity()
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        if num_classes != 0:
+            raise ValueError(f'HRNetV2p has no classifier; got num_classes={num_classes}')
+
+    def remove_head(self) -> None:
+        self.neck = nn.Identity()
+
+
+MODEL_CLASSES = {'v1': HRNetV1, 'v2': HRNetV2, 'v2p': HRNetV2p}
+
+
+def _fill_untrained_head(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Backbone-only weights (ImageNet tags) keep the model's freshly initialised head, so loading stays strict
+    for every backbone key."""
+    prefixes = ('final_layer.', 'last_layer.', 'neck.')
+    if any(k.startswith(prefixes) for k in state_dict):
+        return state_dict
+    own = model.state_dict()
+    return {**state_dict, **{k: v for k, v in own.items() if k.startswith(prefixes)}}
+
+
+def _resolve_tag(arch: str, pretrained_cfg) -> Optional[str]:
+    if isinstance(pretrained_cfg, str):
+        return pretrained_cfg
+    if isinstance(pretrained_cfg, dict):
+        return pretrained_cfg.get('tag')
+    if pretrained_cfg is not None:
+        return getattr(pretrained_cfg, 'tag', None)
+    default = get_pretrained_cfg(arch)
+    return default.tag if default is not None else None
+
+
+def create_hrnet(arch: str, pretrained: bool = False, **kwargs) -> _HRNet:
+    """Build a registered HRNet through timm's ``build_model_with_cfg``.
+
+    A pretrained tag selects the fuse upsampling its checkpoint was trained with; explicit
+    ``upsample_mode`` / ``align_corners`` kwargs override it.
+    """
+    head, width = parse_arch(arch)
+    record = MANIFEST.get(f'{arch}.{_resolve_tag(arch, kwargs.get("pretrained_cfg"))}')
+    if record is not None and 'upsample_mode' not in kwargs:
+        kwargs['upsample_mode'] = record.upsample_mode
+        kwargs.setdefault('align_corners', record.align_corners)
+    return build_model_with_cfg(
+        MODEL_CLASSES[head],
+        arch,
+        pretrained,
+        width=width,
+        feature_cfg=dict(feature_cls='getter'),
+        pretrained_filter_fn=_fill_untrained_head,
+        **kwargs,
+    )
+
+
+default_cfgs = generate_default_cfgs({name: record.pretrained_cfg() for name, record in MANIFEST.items()})
+
+
+def _entrypoint(arch: str):
+    head, width = parse_arch(arch)
+
+    def builder(pretrained: bool = False, **kwargs) -> _HRNet:
+        return create_hrnet(arch, pretrained, **kwargs)
+
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = f'HRNet{head.upper().replace("P", "p")}-{width.upper()} ({MODEL_CLASSES[head].__doc__.split(":")[0]}).'
+    return register_model(builder)
+
+
+# The 27 entrypoints: hrnetv1_<width>, hrnetv2_<width>, hrnetv2p_<width>.
+for _arch in ARCHS:
+    globals()[_arch] = _entrypoint(_arch)

@@ -1,0 +1,300 @@
+"""The weights manifest: one record per pretrained tag (``<arch>.<tag>``).
+
+Everything about a released checkpoint is written here once: what it was trained on, its labels and
+input size, the fuse upsampling it was trained with, where the official file lives, its license and
+published metrics. timm's ``default_cfgs``, the model cards and the converter's expectations are all
+derived from these records (torchvision's ``Weights`` design).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from .specs import WIDTHS
+
+__all__ = [
+    'HUB_ORG',
+    'HEADS',
+    'ARCHS',
+    'Metric',
+    'Source',
+    'WeightsRecord',
+    'MANIFEST',
+    'get_record',
+    'arch_name',
+    'parse_arch',
+]
+
+HUB_ORG = 'hrnet-zoo'  # the Hugging Face organisation every hf_hub_id points into
+HEADS = ('v1', 'v2', 'v2p')
+ARCHS = tuple(f'hrnet{head}_{width}' for head in HEADS for width in WIDTHS)
+
+PAPER = 'Deep High-Resolution Representation Learning for Visual Recognition'
+PAPER_ID = 'arXiv:1908.07919'
+CITATION = """@article{WangSCJDZLMTWLX19,
+  title={Deep High-Resolution Representation Learning for Visual Recognition},
+  author={Jingdong Wang and Ke Sun and Tianheng Cheng and Borui Jiang and Chaorui Deng and Yang Zhao
+          and Dong Liu and Yadong Mu and Mingkui Tan and Xinggang Wang and Wenyu Liu and Bin Xiao},
+  journal={TPAMI},
+  year={2019}
+}"""
+
+CITYSCAPES_LABELS = (
+    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation',
+    'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle',
+)  # fmt: skip
+COCO_KEYPOINTS = (
+    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder', 'right_shoulder', 'left_elbow',
+    'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle',
+    'right_ankle',
+)  # fmt: skip
+MPII_JOINTS = (
+    'r_ankle', 'r_knee', 'r_hip', 'l_hip', 'l_knee', 'l_ankle', 'pelvis', 'thorax', 'upper_neck', 'head_top',
+    'r_wrist', 'r_elbow', 'r_shoulder', 'l_shoulder', 'l_elbow', 'l_wrist',
+)  # fmt: skip
+LIP_LABELS = (
+    'background', 'hat', 'hair', 'glove', 'sunglasses', 'upper_clothes', 'dress', 'coat', 'socks', 'pants',
+    'jumpsuits', 'scarf', 'skirt', 'face', 'left_arm', 'right_arm', 'left_leg', 'right_leg', 'left_shoe',
+    'right_shoe',
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A published number, as the official README reports it."""
+
+    type: str  # model-index metric type: 'mIoU', 'AP', 'accuracy', 'PCKh'
+    name: str  # human readable
+    value: float
+    split: str = 'validation'
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the official checkpoint comes from and which layout its state_dict has."""
+
+    file_name: str
+    url: str
+    codebase: str  # the official repository that released it
+    layout: str  # a reader in convert.py: 'official', 'official_seg', 'inplace_abn', 'timm', 'mmdet'
+    sha256: Optional[str] = None  # of the official file, once it has been downloaded and checked
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """One pretrained tag. ``upsample_mode`` / ``align_corners`` are the fuse resize it was trained with."""
+
+    arch: str
+    tag: str
+    task: str  # 'image-classification' (backbone pretraining), 'image-segmentation', 'keypoint-detection', ...
+    dataset: str  # Hub dataset id
+    dataset_name: str
+    num_classes: int
+    input_size: tuple[int, int, int]
+    source: Source
+    metrics: tuple[Metric, ...]
+    upsample_mode: str = 'nearest'
+    align_corners: Optional[bool] = None
+    label_names: Optional[tuple[str, ...]] = None
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD
+    crop_pct: float = 1.0
+    license: str = 'mit'
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return f'{self.arch}.{self.tag}'
+
+    @property
+    def hf_hub_id(self) -> str:
+        return f'{HUB_ORG}/{self.name}'
+
+    @property
+    def head(self) -> str:
+        return parse_arch(self.arch)[0]
+
+    @property
+    def width(self) -> str:
+        return parse_arch(self.arch)[1]
+
+    def pretrained_cfg(self) -> dict:
+        """The timm pretrained cfg for this tag."""
+        classifier = {'v1': 'final_layer', 'v2': 'last_layer.3', 'v2p': None}[self.head]
+        return dict(
+            hf_hub_id=self.hf_hub_id,
+            num_classes=self.num_classes,
+            label_names=self.label_names,
+            input_size=self.input_size,
+            fixed_input_size=False,
+            interpolation='bilinear',
+            crop_pct=self.crop_pct,
+            mean=self.mean,
+            std=self.std,
+            first_conv='conv1',
+            classifier=classifier,
+            license=self.license,
+            origin_url=self.source.url,
+            paper_name=PAPER,
+            paper_ids=PAPER_ID,
+            notes=self.notes or None,
+        )
+
+
+def arch_name(head: str, width: str) -> str:
+    return f'hrnet{head}_{width}'
+
+
+def parse_arch(arch: str) -> tuple[str, str]:
+    """``'hrnetv2p_w32'`` -> ``('v2p', 'w32')``; unknown names list the valid ones."""
+    head, _, width = arch.removeprefix('hrnet').partition('_')
+    if head not in HEADS or width not in WIDTHS:
+        raise ValueError(f'Unknown HRNet architecture {arch!r}; expected one of: {", ".join(ARCHS)}')
+    return head, width
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Records. Order matters: the first tag listed for an architecture is its default (task weights before ImageNet).
+
+_HEAD_DEFAULT_CLASSES = {'v1': 17, 'v2': 19, 'v2p': 0}
+_CLS_REPO = 'https://github.com/HRNet/HRNet-Image-Classification'
+_SEG_REPO = 'https://github.com/HRNet/HRNet-Semantic-Segmentation'
+_POSE_REPO = 'https://github.com/leoxiaobin/deep-high-resolution-net.pytorch'
+_DET_REPO = 'https://github.com/HRNet/HRNet-Object-Detection'
+_OCR_RELEASE = 'https://github.com/hsfzxjy/models.storage/releases/download/HRNet-OCR/'
+
+# ImageNet top-1 / top-5 of the official -C models (HRNet-Image-Classification README), and timm's
+# republished copy of the same weights, which is the reachable source.
+_IN1K = {
+    'w18_small_v1': ('hrnet_w18_small', 72.3, 90.7),
+    'w18_small_v2': ('hrnet_w18_small_v2', 75.1, 92.4),
+    'w18': ('hrnet_w18', 76.8, 93.4),
+    'w30': ('hrnet_w30', 78.2, 94.2),
+    'w32': ('hrnet_w32', 78.5, 94.2),
+    'w40': ('hrnet_w40', 78.9, 94.5),
+    'w44': ('hrnet_w44', 78.9, 94.4),
+    'w48': ('hrnet_w48', 79.3, 94.5),
+    'w64': ('hrnet_w64', 79.5, 94.6),
+}
+
+
+def _seg(width, tag, dataset, dataset_name, num_classes, size, file_name, url, miou, **kw) -> WeightsRecord:
+    return WeightsRecord(
+        arch=arch_name('v2', width),
+        tag=tag,
+        task='image-segmentation',
+        dataset=dataset,
+        dataset_name=dataset_name,
+        num_classes=num_classes,
+        input_size=(3, *size),
+        source=Source(file_name, url, _SEG_REPO, kw.pop('layout', 'official_seg')),
+        metrics=(Metric('mIoU', 'mIoU', miou),),
+        upsample_mode='bilinear',
+        align_corners=kw.pop('align_corners', False),
+        **kw,
+    )
+
+
+def _pose(width, tag, dataset, dataset_name, joints, size, metrics) -> WeightsRecord:
+    file_name = f'pose_hrnet_{width}_{size[0]}x{size[1]}.pth'
+    return WeightsRecord(
+        arch=arch_name('v1', width),
+        tag=tag,
+        task='keypoint-detection',
+        dataset=dataset,
+        dataset_name=dataset_name,
+        num_classes=len(joints),
+        input_size=(3, *size),
+        source=Source(file_name, _POSE_REPO + '#main-results', _POSE_REPO, 'official'),
+        metrics=metrics,
+        label_names=joints,
+    )
+
+
+def _coco_pose(width, size, ap, ap50, ap75, ar) -> WeightsRecord:
+    metrics = (
+        Metric('AP', 'AP', ap),
+        Metric('AP50', 'AP50', ap50),
+        Metric('AP75', 'AP75', ap75),
+        Metric('AR', 'AR', ar),
+    )
+    return _pose(width, f'coco_{size[0]}x{size[1]}', 'coco', 'COCO keypoints (val2017)', COCO_KEYPOINTS, size, metrics)
+
+
+def _det(width, ap) -> WeightsRecord:
+    return WeightsRecord(
+        arch=arch_name('v2p', width),
+        tag='coco',
+        task='object-detection',
+        dataset='coco',
+        dataset_name='COCO (val2017)',
+        num_classes=0,
+        input_size=(3, 800, 1333),
+        source=Source(f'faster_rcnn_hrnetv2p_{width}_1x.pth', _DET_REPO + '#faster-r-cnn', _DET_REPO, 'mmdet'),
+        metrics=(Metric('box-AP', 'box AP (Faster R-CNN 1x, full detector)', ap),),
+        notes=('Backbone and HRFPN neck of the Faster R-CNN; the RPN and box head are not included.',),
+    )
+
+
+def _in1k(head: str, width: str) -> WeightsRecord:
+    timm_name, top1, top5 = _IN1K[width]
+    return WeightsRecord(
+        arch=arch_name(head, width),
+        tag='in1k',
+        task='image-classification',
+        dataset='imagenet-1k',
+        dataset_name='ImageNet-1k',
+        num_classes=_HEAD_DEFAULT_CLASSES[head],
+        input_size=(3, 224, 224),
+        crop_pct=0.875,
+        source=Source('model.safetensors', f'https://huggingface.co/timm/{timm_name}.ms_in1k', _CLS_REPO, 'timm'),
+        metrics=(Metric('accuracy', 'Top-1 accuracy (HRNet-C)', top1), Metric('accuracy', 'Top-5 accuracy', top5)),
+        notes=('ImageNet pretraining of the backbone (classification head dropped); the task head is untrained.',),
+    )
+
+
+_TASK_RECORDS = (
+    _seg('w48', 'cityscapes', 'cityscapes', 'Cityscapes (val)', 19, (1024, 2048),
+         'hrnet_w48_cityscapes_cls19_1024x2048_trainset.pth', _SEG_REPO + '/tree/pytorch-v1.1', 81.1,
+         label_names=CITYSCAPES_LABELS),
+    _seg('w18_small_v1', 'cityscapes', 'cityscapes', 'Cityscapes (val)', 19, (1024, 2048),
+         'hrnet_w18_small_v1_cityscapes_cls19_1024x2048_trainset.pth', _SEG_REPO + '/tree/pytorch-v1.1', 70.3,
+         label_names=CITYSCAPES_LABELS),
+    _seg('w18_small_v2', 'cityscapes', 'cityscapes', 'Cityscapes (val)', 19, (1024, 2048),
+         'hrnet_w18_small_v2_cityscapes_cls19_1024x2048_trainset.pth', _SEG_REPO + '/tree/pytorch-v1.1', 76.2,
+         label_names=CITYSCAPES_LABELS),
+    _seg('w48', 'lip', 'lip', 'LIP (val)', 20, (473, 473), 'hrnet_w48_lip_cls20_473x473.pth',
+         _SEG_REPO + '/tree/pytorch-v1.1', 55.8, label_names=LIP_LABELS),
+    _seg('w48', 'pascal_context', 'pascal_context', 'PASCAL-Context 59 classes (val)', 59, (480, 480),
+         'hrnet_w48_pascal_context_cls59_480x480.pth', _SEG_REPO + '/tree/master', 54.1, layout='inplace_abn'),
+    _seg('w48', 'ade20k', 'ade20k', 'ADE20K (val)', 150, (520, 520), 'hrnet_ade20k_4312_torch04.pth',
+         _OCR_RELEASE + 'hrnet_ade20k_4312_torch04.pth', 43.1, align_corners=True),
+    _seg('w48', 'cocostuff', 'coco_stuff', 'COCO-Stuff (val)', 171, (520, 520), 'hrnet_cocostuff_3617_torch04.pth',
+         _OCR_RELEASE + 'hrnet_cocostuff_3617_torch04.pth', 36.2, align_corners=True),
+    _coco_pose('w32', (256, 192), 74.4, 90.5, 81.9, 79.8),
+    _coco_pose('w32', (384, 288), 75.8, 90.6, 82.5, 80.9),
+    _coco_pose('w48', (256, 192), 75.1, 90.6, 82.2, 80.4),
+    _coco_pose('w48', (384, 288), 76.3, 90.8, 82.9, 81.2),
+    _pose('w32', 'mpii_256x256', 'mpii', 'MPII (val)', MPII_JOINTS, (256, 256), (Metric('PCKh@0.5', 'PCKh@0.5 mean', 90.3),)),
+    _det('w18', 36.1),
+    _det('w32', 39.5),
+    _det('w40', 40.4),
+    _det('w48', 40.9),
+)  # fmt: skip
+
+MANIFEST: dict[str, WeightsRecord] = {
+    r.name: r for r in (*_TASK_RECORDS, *(_in1k(h, w) for h in HEADS for w in WIDTHS))
+}
+
+
+def get_record(name: str) -> WeightsRecord:
+    """The record of ``'<arch>.<tag>'``; unknown names list the tags that exist for that architecture."""
+    if name in MANIFEST:
+        return MANIFEST[name]
+    arch = name.partition('.')[0]
+    parse_arch(arch)
+    tags = [r.tag for r in MANIFEST.values() if r.arch == arch]
+    raise ValueError(f'No pretrained weights {name!r}; {arch} has tags: {", ".join(tags)}')

@@ -10,8 +10,6 @@ size instead of a fixed scale factor, so inputs of any size work, not only multi
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from timm.models._manipulate import checkpoint, checkpoint_seq
@@ -57,9 +55,7 @@ class FuseIdentity(nn.Module):
 class FuseUp(nn.Sequential):
     """``fuse_layers[i][j]`` for j > i: 1x1 conv + BN, then resize to branch i's size (official order)."""
 
-    def __init__(
-        self, in_chs: int, out_chs: int, upsample_mode: str, align_corners: Optional[bool], **dd
-    ) -> None:
+    def __init__(self, in_chs: int, out_chs: int, upsample_mode: str, align_corners: bool | None, **dd) -> None:
         super().__init__(nn.Conv2d(in_chs, out_chs, 1, bias=False, **dd), nn.BatchNorm2d(out_chs, **dd))
         self.upsample_mode = upsample_mode
         self.align_corners = align_corners
@@ -101,7 +97,7 @@ class ExchangeUnit(nn.Module):
         spec: StageSpec,
         multi_scale_output: bool = True,
         upsample_mode: str = 'nearest',
-        align_corners: Optional[bool] = None,
+        align_corners: bool | None = None,
         **dd,
     ) -> None:
         super().__init__()
@@ -202,7 +198,7 @@ class HRNetBackbone(nn.Module):
         in_chans: int = 3,
         multi_scale_output: bool = True,
         upsample_mode: str = 'nearest',
-        align_corners: Optional[bool] = None,
+        align_corners: bool | None = None,
         device=None,
         dtype=None,
     ) -> None:

@@ -27,23 +27,23 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-REPO_TYPES = ("model", "dataset", "space")
-DEFAULT_BRANCH = "main"
+REPO_TYPES = ('model', 'dataset', 'space')
+DEFAULT_BRANCH = 'main'
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files this large in LFS whatever their name
 _LFS_PATTERNS = (
-    "*.7z *.arrow *.bin *.bz2 *.ckpt *.ftz *.gz *.h5 *.joblib *.lfs.* *.mlmodel *.model *.msgpack *.npy *.npz *.onnx "
-    "*.ot *.parquet *.pb *.pickle *.pkl *.pt *.pth *.rar *.safetensors saved_model/**/* *.tar.* *.tar *.tflite *.tgz "
-    "*.wasm *.xz *.zip *.zst *tfevents*"
+    '*.7z *.arrow *.bin *.bz2 *.ckpt *.ftz *.gz *.h5 *.joblib *.lfs.* *.mlmodel *.model *.msgpack *.npy *.npz *.onnx '
+    '*.ot *.parquet *.pb *.pickle *.pkl *.pt *.pth *.rar *.safetensors saved_model/**/* *.tar.* *.tar *.tflite *.tgz '
+    '*.wasm *.xz *.zip *.zst *tfevents*'
 ).split()
-DEFAULT_GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in _LFS_PATTERNS)
+DEFAULT_GITATTRIBUTES = ''.join(f'{p} filter=lfs diff=lfs merge=lfs -text\n' for p in _LFS_PATTERNS)
 
 Files = dict[str, dict[str, Any]]
 Operation = tuple[str, str, dict[str, Any] | None]  # ("add", path, entry) | ("delete" | "delete_folder", path, None)
 
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
-COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+_NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,95}')
+_REF_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._/-]{0,199}')
+SHA256_RE = re.compile(r'[0-9a-f]{64}')
+COMMIT_RE = re.compile(r'[0-9a-f]{40}')
 _CHUNK = 1 << 20
 
 
@@ -67,54 +67,54 @@ class HubError(Exception):
 
 def now_iso() -> str:
     """Current UTC time in the Hub's date format (parsed by huggingface_hub.utils.parse_datetime)."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
 
 
 def git_blob_sha1(data: bytes) -> str:
     """The git object id of ``data``: what the Hub reports as a regular file's oid."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
     """The git-LFS pointer file git stores in place of an LFS object."""
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    return f'version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n'.encode()
 
 
 def file_entry(data: bytes) -> dict[str, Any]:
     """Commit entry of a regular (non-LFS) file."""
-    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "oid": git_blob_sha1(data), "lfs": False}
+    return {'sha256': hashlib.sha256(data).hexdigest(), 'size': len(data), 'oid': git_blob_sha1(data), 'lfs': False}
 
 
 def lfs_entry(sha256: str, size: int) -> dict[str, Any]:
     """Commit entry of an LFS file; its oid is the pointer's, like on the Hub."""
-    return {"sha256": sha256, "size": size, "oid": git_blob_sha1(lfs_pointer(sha256, size)), "lfs": True}
+    return {'sha256': sha256, 'size': size, 'oid': git_blob_sha1(lfs_pointer(sha256, size)), 'lfs': True}
 
 
 def check_path(path: object) -> str:
     """Validate a path inside a repo: a relative, normalised string outside .git."""
-    parts = path.split("/") if isinstance(path, str) else [""]
-    if any(p in ("", ".", "..") for p in parts) or parts[0] == ".git" or "\0" in str(path):
-        raise HubError(400, f"Invalid path in repo: {path!r}")
+    parts = path.split('/') if isinstance(path, str) else ['']
+    if any(p in ('', '.', '..') for p in parts) or parts[0] == '.git' or '\0' in str(path):
+        raise HubError(400, f'Invalid path in repo: {path!r}')
     return str(path)
 
 
 def check_ref_name(name: str) -> str:
     """Validate a branch or tag name (a git ref name, without the refs/... prefix)."""
-    bad = ".." in name or "//" in name or name.endswith(("/", ".lock")) or COMMIT_RE.fullmatch(name)
+    bad = '..' in name or '//' in name or name.endswith(('/', '.lock')) or COMMIT_RE.fullmatch(name)
     if not _REF_RE.fullmatch(name) or bad:
-        raise HubError(400, f"Invalid ref name: {name!r}")
+        raise HubError(400, f'Invalid ref name: {name!r}')
     return name
 
 
 def wants_lfs(path: str, size: int, sample: bytes, gitattributes: str) -> bool:
     """Whether the Hub would store this file in LFS: a .gitattributes match, binary content, or a large size."""
-    if size >= LFS_SIZE_THRESHOLD or b"\0" in sample:
+    if size >= LFS_SIZE_THRESHOLD or b'\0' in sample:
         return True
     for line in gitattributes.splitlines():
-        pattern, *attrs = line.split() or [""]
-        if "filter=lfs" in attrs:
+        pattern, *attrs = line.split() or ['']
+        if 'filter=lfs' in attrs:
             # git semantics: a pattern without a slash matches the file name in any directory
-            subject = path if "/" in pattern else path.rsplit("/", 1)[-1]
+            subject = path if '/' in pattern else path.rsplit('/', 1)[-1]
             if fnmatch.fnmatchcase(subject, pattern):
                 return True
     return False
@@ -122,13 +122,13 @@ def wants_lfs(path: str, size: int, sample: bytes, gitattributes: str) -> bool:
 
 def _scalar(text: str) -> Any:
     text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in '\'"':
         return text[1:-1]
-    if text.startswith("[") and text.endswith("]"):
-        return [_scalar(item) for item in text[1:-1].split(",") if item.strip()]
-    if text in ("true", "false"):
-        return text == "true"
-    return int(text) if re.fullmatch(r"-?\d+", text) else text
+    if text.startswith('[') and text.endswith(']'):
+        return [_scalar(item) for item in text[1:-1].split(',') if item.strip()]
+    if text in ('true', 'false'):
+        return text == 'true'
+    return int(text) if re.fullmatch(r'-?\d+', text) else text
 
 
 def parse_card_data(readme: str) -> dict[str, Any] | None:
@@ -136,19 +136,19 @@ def parse_card_data(readme: str) -> dict[str, Any] | None:
 
     Nested mappings are beyond this parser and are left out rather than misread.
     """
-    match = re.match(r"---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)", readme, re.S)
+    match = re.match(r'---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)', readme, re.S)
     if match is None:
         return None
     data: dict[str, Any] = {}
     key: str | None = None
     for line in match.group(1).splitlines():
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or stripped.startswith('#'):
             continue
-        if not line[0].isspace() and not line.startswith("-") and ":" in line:
-            key, _, value = (s.strip() for s in line.partition(":"))
+        if not line[0].isspace() and not line.startswith('-') and ':' in line:
+            key, _, value = (s.strip() for s in line.partition(':'))
             data[key] = _scalar(value) if value else []
-        elif key is not None and stripped.startswith("- ") and isinstance(data.get(key), list):
+        elif key is not None and stripped.startswith('- ') and isinstance(data.get(key), list):
             data[key].append(_scalar(stripped[2:]))
         elif key is not None:
             data.pop(key, None)
@@ -158,40 +158,40 @@ def parse_card_data(readme: str) -> dict[str, Any] | None:
 
 def tree_item(path: str, entry: dict[str, Any]) -> dict[str, Any]:
     """A file as the tree and paths-info endpoints describe it."""
-    item: dict[str, Any] = {"type": "file", "oid": entry["oid"], "size": entry["size"], "path": path}
-    if entry["lfs"]:
-        pointer_size = len(lfs_pointer(entry["sha256"], entry["size"]))
-        item["lfs"] = {"oid": entry["sha256"], "size": entry["size"], "pointerSize": pointer_size}
+    item: dict[str, Any] = {'type': 'file', 'oid': entry['oid'], 'size': entry['size'], 'path': path}
+    if entry['lfs']:
+        pointer_size = len(lfs_pointer(entry['sha256'], entry['size']))
+        item['lfs'] = {'oid': entry['sha256'], 'size': entry['size'], 'pointerSize': pointer_size}
     return item
 
 
 def folder_item(path: str, files: Files) -> dict[str, Any]:
     """A folder as the tree and paths-info endpoints describe it; its oid summarises the files under it."""
-    listing = "".join(f"{p} {e['oid']}\n" for p, e in sorted(files.items()) if p.startswith(path + "/"))
-    return {"type": "directory", "oid": hashlib.sha1(listing.encode()).hexdigest(), "size": 0, "path": path}
+    listing = ''.join(f'{p} {e["oid"]}\n' for p, e in sorted(files.items()) if p.startswith(path + '/'))
+    return {'type': 'directory', 'oid': hashlib.sha1(listing.encode()).hexdigest(), 'size': 0, 'path': path}
 
 
 def list_tree(files: Files, path: str, recursive: bool) -> list[dict[str, Any]]:
     """Entries under folder ``path`` ("" for the root): direct children, or everything when recursive."""
-    prefix = path + "/" if path else ""
+    prefix = path + '/' if path else ''
     folders: set[str] = set()
     found: list[str] = []
     for name in sorted(files):
         if not name.startswith(prefix):
             continue
-        parts = name[len(prefix) :].split("/")
+        parts = name[len(prefix) :].split('/')
         if len(parts) == 1 or recursive:
             found.append(name)
         stop = len(parts) if recursive else 2
-        folders.update(prefix + "/".join(parts[:i]) for i in range(1, min(stop, len(parts))))
+        folders.update(prefix + '/'.join(parts[:i]) for i in range(1, min(stop, len(parts))))
     if path and not found and not folders:
-        raise HubError(404, f"Folder not found: {path}", "EntryNotFound")
+        raise HubError(404, f'Folder not found: {path}', 'EntryNotFound')
     return [folder_item(f, files) for f in sorted(folders)] + [tree_item(n, files[n]) for n in found]
 
 
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically so readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
 
@@ -202,11 +202,11 @@ class HubStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.lock = threading.RLock()
-        for sub in ("blobs", "tmp", "repos"):
+        for sub in ('blobs', 'tmp', 'repos'):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     def blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / sha256
+        return self.root / 'blobs' / sha256
 
     def has_blob(self, sha256: str, size: int | None = None) -> bool:
         path = self.blob_path(sha256)
@@ -216,35 +216,35 @@ class HubStore:
         """Store ``data`` as a blob and return its sha256."""
         sha256 = hashlib.sha256(data).hexdigest()
         if not self.has_blob(sha256, len(data)):
-            tmp = self.root / "tmp" / uuid.uuid4().hex
+            tmp = self.root / 'tmp' / uuid.uuid4().hex
             tmp.write_bytes(data)
             os.replace(tmp, self.blob_path(sha256))
         return sha256
 
     def put_stream(self, stream: BinaryIO, length: int, sha256: str) -> None:
         """Store exactly ``length`` bytes from ``stream`` as blob ``sha256``; 400 if they hash to anything else."""
-        tmp = self.root / "tmp" / uuid.uuid4().hex
+        tmp = self.root / 'tmp' / uuid.uuid4().hex
         digest, remaining = hashlib.sha256(), length
         try:
-            with tmp.open("wb") as out:
+            with tmp.open('wb') as out:
                 while remaining:
                     chunk = stream.read(min(_CHUNK, remaining))
                     if not chunk:
-                        raise HubError(400, f"Upload ended after {length - remaining} of {length} bytes")
+                        raise HubError(400, f'Upload ended after {length - remaining} of {length} bytes')
                     digest.update(chunk)
                     out.write(chunk)
                     remaining -= len(chunk)
             if digest.hexdigest() != sha256:
-                raise HubError(400, f"Uploaded content has sha256 {digest.hexdigest()}, expected {sha256}")
+                raise HubError(400, f'Uploaded content has sha256 {digest.hexdigest()}, expected {sha256}')
             os.replace(tmp, self.blob_path(sha256))
         finally:
             tmp.unlink(missing_ok=True)
 
     def _repo_dir(self, repo_type: str, repo_id: str) -> Path:
-        parts = repo_id.split("/")
+        parts = repo_id.split('/')
         if repo_type not in REPO_TYPES or len(parts) != 2 or not all(_NAME_RE.fullmatch(p) for p in parts):
-            raise HubError(400, f"Invalid {repo_type} repo id: {repo_id!r}")
-        return self.root / "repos" / f"{repo_type}s" / parts[0] / parts[1]
+            raise HubError(400, f'Invalid {repo_type} repo id: {repo_id!r}')
+        return self.root / 'repos' / f'{repo_type}s' / parts[0] / parts[1]
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         """The existing repo; 404 RepoNotFound otherwise."""
@@ -252,30 +252,30 @@ class HubStore:
             path = self._repo_dir(repo_type, repo_id)
         except HubError:
             path = None
-        if path is None or not (path / "refs.json").is_file():
-            raise HubError(404, f"Repository not found: {repo_type} {repo_id}", "RepoNotFound")
+        if path is None or not (path / 'refs.json').is_file():
+            raise HubError(404, f'Repository not found: {repo_type} {repo_id}', 'RepoNotFound')
         return Repo(self, repo_id, path)
 
     def create_repo(self, repo_type: str, repo_id: str, *, private: bool) -> Repo:
         """Create a repo whose ``main`` holds an initial commit with the default .gitattributes, like the Hub."""
         path = self._repo_dir(repo_type, repo_id)
         with self.lock:
-            if (path / "refs.json").is_file():
-                raise HubError(409, f"You already created this {repo_type} repo")
-            (path / "commits").mkdir(parents=True, exist_ok=True)
-            _write_json(path / "repo.json", {"createdAt": now_iso(), "private": private})
+            if (path / 'refs.json').is_file():
+                raise HubError(409, f'You already created this {repo_type} repo')
+            (path / 'commits').mkdir(parents=True, exist_ok=True)
+            _write_json(path / 'repo.json', {'createdAt': now_iso(), 'private': private})
             data = DEFAULT_GITATTRIBUTES.encode()
             self.put_bytes(data)
             repo = Repo(self, repo_id, path)
-            sha = repo.write_commit(None, "initial commit", "", {".gitattributes": file_entry(data)})
-            _write_json(path / "refs.json", {"branches": {DEFAULT_BRANCH: sha}, "tags": {}})  # written last: marks it
+            sha = repo.write_commit(None, 'initial commit', '', {'.gitattributes': file_entry(data)})
+            _write_json(path / 'refs.json', {'branches': {DEFAULT_BRANCH: sha}, 'tags': {}})  # written last: marks it
         return repo
 
     def delete_repo(self, repo_type: str, repo_id: str) -> None:
         """Delete a repo's commits and refs. Blobs stay: they are shared and content-addressed."""
         with self.lock:
             path = self.repo(repo_type, repo_id).path
-            trash = self.root / "tmp" / uuid.uuid4().hex
+            trash = self.root / 'tmp' / uuid.uuid4().hex
             os.replace(path, trash)  # atomic: readers see the repo or nothing
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -288,45 +288,45 @@ class Repo:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return json.loads((self.path / "repo.json").read_text())
+        return json.loads((self.path / 'repo.json').read_text())
 
     def refs(self) -> dict[str, dict[str, str]]:
-        return json.loads((self.path / "refs.json").read_text())
+        return json.loads((self.path / 'refs.json').read_text())
 
     def commit(self, sha: str) -> dict[str, Any]:
-        return json.loads((self.path / "commits" / f"{sha}.json").read_text())
+        return json.loads((self.path / 'commits' / f'{sha}.json').read_text())
 
     def resolve(self, rev: str) -> str:
         """Commit sha of a branch, a tag or a full commit sha; 404 RevisionNotFound otherwise."""
         refs = self.refs()
-        sha = refs["branches"].get(rev) or refs["tags"].get(rev)
-        if sha is None and COMMIT_RE.fullmatch(rev) and (self.path / "commits" / f"{rev}.json").is_file():
+        sha = refs['branches'].get(rev) or refs['tags'].get(rev)
+        if sha is None and COMMIT_RE.fullmatch(rev) and (self.path / 'commits' / f'{rev}.json').is_file():
             sha = rev
         if sha is None:
-            raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            raise HubError(404, f'Invalid rev id: {rev}', 'RevisionNotFound')
         return sha
 
     def files(self, rev: str) -> tuple[str, Files]:
         sha = self.resolve(rev)
-        return sha, self.commit(sha)["files"]
+        return sha, self.commit(sha)['files']
 
     def read_text(self, files: Files, path: str) -> str:
         entry = files.get(path)
-        return self.store.blob_path(entry["sha256"]).read_text(errors="replace") if entry else ""
+        return self.store.blob_path(entry['sha256']).read_text(errors='replace') if entry else ''
 
     def history(self, sha: str) -> list[dict[str, Any]]:
         """Commits reachable from ``sha``, newest first."""
         commits = []
         while sha is not None:
             commits.append(self.commit(sha))
-            sha = commits[-1]["parent"]
+            sha = commits[-1]['parent']
         return commits
 
     def write_commit(self, parent: str | None, title: str, message: str, files: Files) -> str:
         date = now_iso()
-        body = {"parent": parent, "title": title, "message": message, "date": date, "files": files}
-        sha = hashlib.sha1(json.dumps({**body, "nonce": uuid.uuid4().hex}, sort_keys=True).encode()).hexdigest()
-        _write_json(self.path / "commits" / f"{sha}.json", {"id": sha, **body})
+        body = {'parent': parent, 'title': title, 'message': message, 'date': date, 'files': files}
+        sha = hashlib.sha1(json.dumps({**body, 'nonce': uuid.uuid4().hex}, sort_keys=True).encode()).hexdigest()
+        _write_json(self.path / 'commits' / f'{sha}.json', {'id': sha, **body})
         return sha
 
     def create_commit(
@@ -337,28 +337,28 @@ class Repo:
         ``parent`` (the client's parentCommit) must be the branch head, else 412 like the Hub.
         """
         with self.store.lock:
-            head = self.refs()["branches"].get(branch)
+            head = self.refs()['branches'].get(branch)
             if head is None:
-                raise HubError(404, f"Invalid rev id: {branch} is not a branch", "RevisionNotFound")
+                raise HubError(404, f'Invalid rev id: {branch} is not a branch', 'RevisionNotFound')
             if parent is not None and parent != head:
-                raise HubError(412, "A commit has happened since. Please refresh and try again.")
-            files = dict(self.commit(head)["files"])
+                raise HubError(412, 'A commit has happened since. Please refresh and try again.')
+            files = dict(self.commit(head)['files'])
             for kind, path, entry in operations:
-                if kind == "add":
+                if kind == 'add':
                     files[path] = entry
-                elif kind == "delete" and files.pop(path, None) is None:
-                    raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
-                elif kind == "delete_folder":
-                    doomed = [p for p in files if p.startswith(path.rstrip("/") + "/")]
+                elif kind == 'delete' and files.pop(path, None) is None:
+                    raise HubError(404, f"A file with this name doesn't exist: {path}", 'EntryNotFound')
+                elif kind == 'delete_folder':
+                    doomed = [p for p in files if p.startswith(path.rstrip('/') + '/')]
                     if not doomed:
-                        raise HubError(404, f"A folder with this name doesn't exist: {path}", "EntryNotFound")
+                        raise HubError(404, f"A folder with this name doesn't exist: {path}", 'EntryNotFound')
                     for p in doomed:
                         del files[p]
-            folders = {p[:i] for p in files for i, char in enumerate(p) if char == "/"}
+            folders = {p[:i] for p in files for i, char in enumerate(p) if char == '/'}
             if clashes := sorted(folders.intersection(files)):
-                raise HubError(400, f"A path is both a file and a folder: {clashes[0]}")
+                raise HubError(400, f'A path is both a file and a folder: {clashes[0]}')
             sha = self.write_commit(head, title, message, files)
-            self._set_refs("branches", branch, sha)
+            self._set_refs('branches', branch, sha)
         return sha
 
     def set_ref(self, kind: str, name: str, sha: str | None) -> None:
@@ -368,9 +368,9 @@ class Repo:
         with self.store.lock:
             refs = self.refs()[kind]
             if sha is not None and name in refs:
-                raise HubError(409, f"Reference already exists: {name}")
+                raise HubError(409, f'Reference already exists: {name}')
             if sha is None and name not in refs:
-                raise HubError(404, f"Invalid rev id: {name}", "RevisionNotFound")
+                raise HubError(404, f'Invalid rev id: {name}', 'RevisionNotFound')
             self._set_refs(kind, name, sha)
 
     def _set_refs(self, kind: str, name: str, sha: str | None) -> None:
@@ -379,4 +379,4 @@ class Repo:
             refs[kind].pop(name)
         else:
             refs[kind][name] = sha
-        _write_json(self.path / "refs.json", refs)
+        _write_json(self.path / 'refs.json', refs)

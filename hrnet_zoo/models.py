@@ -10,8 +10,6 @@ their head. ``features_only=True`` goes through timm's ``FeatureGetterNet`` and 
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
@@ -34,7 +32,7 @@ class _HRNet(HRNetBackbone):
         width: str = 'w18',
         in_chans: int = 3,
         upsample_mode: str = 'nearest',
-        align_corners: Optional[bool] = None,
+        align_corners: bool | None = None,
         multi_scale_output: bool = True,
         device=None,
         dtype=None,
@@ -54,18 +52,18 @@ class _HRNet(HRNetBackbone):
     def forward_intermediates(
         self,
         x: Tensor,
-        indices: Optional[Union[int, list[int]]] = None,
+        indices: int | list[int] | None = None,
         norm: bool = False,
         stop_early: bool = False,
         output_fmt: str = 'NCHW',
         intermediates_only: bool = False,
-    ) -> Union[list[Tensor], tuple[Tensor, list[Tensor]]]:
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
         """timm's feature API. Index 0 is the stem (stride 2), 1-4 the final branches (strides 4-32).
 
         Returns the intermediates, or ``(forward_features(x), intermediates)`` unless ``intermediates_only``.
         """
         if output_fmt != 'NCHW':
-            raise ValueError(f"HRNet features are NCHW only, got output_fmt={output_fmt!r}")
+            raise ValueError(f'HRNet features are NCHW only, got output_fmt={output_fmt!r}')
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         stem = self.forward_stem(x)
         intermediates = [stem] if 0 in take_indices else []
@@ -78,7 +76,7 @@ class _HRNet(HRNetBackbone):
         return self.representation(branches), intermediates
 
     def prune_intermediate_layers(
-        self, indices: Union[int, list[int]] = 1, prune_norm: bool = False, prune_head: bool = True
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """Remove what the selected features do not need (the head, unread fuse rows), for DDP without
         ``find_unused_parameters``. Returns the absolute indices kept."""
@@ -144,7 +142,7 @@ class HRNetV1(_HRNet):
     def get_classifier(self) -> nn.Module:
         return self.final_layer
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.final_layer = classifier(self.num_features, num_classes, device=self.conv1.weight.device)
 
@@ -174,7 +172,7 @@ class HRNetV2(_HRNet):
     def get_classifier(self) -> nn.Module:
         return self.last_layer[3]
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.last_layer[3] = classifier(self.num_features, num_classes, device=self.conv1.weight.device)
 
@@ -189,7 +187,9 @@ class HRNetV2p(_HRNet):
 
     def __init__(self, width: str = 'w32', num_classes: int = 0, out_channels: int = 256, **kwargs) -> None:
         if num_classes != 0:
-            raise ValueError(f'HRNetV2p has no classifier (it returns a feature pyramid); got num_classes={num_classes}')
+            raise ValueError(
+                f'HRNetV2p has no classifier (it returns a feature pyramid); got num_classes={num_classes}'
+            )
         super().__init__(width, **kwargs)
         dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
         self.num_classes = 0
@@ -208,7 +208,7 @@ class HRNetV2p(_HRNet):
     def get_classifier(self) -> nn.Module:
         return nn.Identity()
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         if num_classes != 0:
             raise ValueError(f'HRNetV2p has no classifier; got num_classes={num_classes}')
 
@@ -229,7 +229,7 @@ def _fill_untrained_head(state_dict: dict[str, Tensor], model: nn.Module) -> dic
     return {**state_dict, **{k: v for k, v in own.items() if k.startswith(prefixes)}}
 
 
-def _resolve_tag(arch: str, pretrained_cfg) -> Optional[str]:
+def _resolve_tag(arch: str, pretrained_cfg) -> str | None:
     if isinstance(pretrained_cfg, str):
         return pretrained_cfg
     if isinstance(pretrained_cfg, dict):
@@ -272,7 +272,9 @@ def _entrypoint(arch: str):
         return create_hrnet(arch, pretrained, **kwargs)
 
     builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = f'HRNet{head.upper().replace("P", "p")}-{width.upper()} ({MODEL_CLASSES[head].__doc__.split(":")[0]}).'
+    builder.__doc__ = (
+        f'HRNet{head.upper().replace("P", "p")}-{width.upper()} ({MODEL_CLASSES[head].__doc__.split(":")[0]}).'
+    )
     return register_model(builder)
 
 

@@ -9,7 +9,6 @@ derived from these records (torchvision's ``Weights`` design).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
@@ -80,7 +79,7 @@ class Source:
     url: str
     codebase: str  # the official repository that released it
     layout: str  # a reader in convert.py: 'official', 'official_seg', 'inplace_abn', 'timm', 'mmdet'
-    sha256: Optional[str] = None  # of the official file, once it has been downloaded and checked
+    sha256: str | None = None  # of the official file, once it has been downloaded and checked
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,8 @@ class WeightsRecord:
     source: Source
     metrics: tuple[Metric, ...]
     upsample_mode: str = 'nearest'
-    align_corners: Optional[bool] = None
-    label_names: Optional[tuple[str, ...]] = None
+    align_corners: bool | None = None
+    label_names: tuple[str, ...] | None = None
     mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
     std: tuple[float, ...] = IMAGENET_DEFAULT_STD
     crop_pct: float = 1.0
@@ -278,7 +277,8 @@ _TASK_RECORDS = (
     _coco_pose('w32', (384, 288), 75.8, 90.6, 82.5, 80.9),
     _coco_pose('w48', (256, 192), 75.1, 90.6, 82.2, 80.4),
     _coco_pose('w48', (384, 288), 76.3, 90.8, 82.9, 81.2),
-    _pose('w32', 'mpii_256x256', 'mpii', 'MPII (val)', MPII_JOINTS, (256, 256), (Metric('PCKh@0.5', 'PCKh@0.5 mean', 90.3),)),
+    _pose('w32', 'mpii_256x256', 'mpii', 'MPII (val)', MPII_JOINTS, (256, 256),
+          (Metric('PCKh@0.5', 'PCKh@0.5 mean', 90.3),)),
     _det('w18', 36.1),
     _det('w32', 39.5),
     _det('w40', 40.4),

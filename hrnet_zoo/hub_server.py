@@ -1,0 +1,685 @@
+"""A Hugging Face Hub-protocol HTTP server for loopback use: tests, and an offline local mirror.
+
+It speaks the part of the Hub API that the unmodified ``huggingface_hub`` client uses: repo creation and deletion,
+preupload, git-LFS "basic" transfer, ndjson commits, ``resolve`` downloads (with Range), tree / paths-info /
+model-info / refs / commits listings, branches and tags. It does not speak Xet, so clients must run with
+``HF_HUB_DISABLE_XET=1`` (downloads never need Xet: no ``X-Xet-Hash`` header is sent). Data lives in
+:class:`~hrnet_zoo.hub_store.HubStore` under ``root`` and survives restarts. Standard library only.
+
+:meth:`HubServer.inject` makes the next matching requests fail the way real networks and CDNs fail, for robustness
+tests. Run ``python -m hrnet_zoo.hub_server --root DIR`` to serve a directory as a local mirror.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+import socket
+import socketserver
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from hrnet_zoo.hub_store import (
+    DEFAULT_BRANCH,
+    REPO_TYPES,
+    SHA256_RE,
+    HubError,
+    HubStore,
+    Operation,
+    Repo,
+    check_path,
+    file_entry,
+    folder_item,
+    lfs_entry,
+    list_tree,
+    parse_card_data,
+    tree_item,
+    wants_lfs,
+)
+
+__all__ = ['FAULTS', 'HubError', 'HubServer', 'main']
+
+FAULTS = frozenset({'status_500', 'drop', 'stall', 'bad_etag', 'short_body'})
+DEFAULT_USER = 'local'  # namespace for repos created without one, and the whoami answer
+_API_TYPES = {'models': 'model', 'datasets': 'dataset', 'spaces': 'space'}
+_URL_PREFIX = {'model': '', 'dataset': 'datasets/', 'space': 'spaces/'}
+_BAD_CREDENTIALS = 'Invalid credentials in Authorization header'  # the client reports this text as-is
+_CHUNK = 1 << 20
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Fault:
+    kind: str
+    method: str | None
+    path_contains: str | None
+    remaining: int
+
+
+@dataclass
+class _Response:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b''
+    file: Path | None = None  # when set, send ``length`` bytes of this file from ``offset`` instead of ``body``
+    offset: int = 0
+    length: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.length if self.file is not None else len(self.body)
+
+
+def _json(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None, ctype: str = 'application/json'
+) -> _Response:
+    return _Response(status, {'Content-Type': ctype, **(headers or {})}, json.dumps(data).encode())
+
+
+def _error(err: HubError) -> _Response:
+    # Header values must be latin-1 on one line; the JSON body keeps the exact message.
+    safe = err.message.encode('ascii', 'backslashreplace').decode().replace('\r', ' ').replace('\n', ' ')
+    headers = {'X-Error-Message': safe, **({'X-Error-Code': err.code} if err.code else {}), **err.headers}
+    return _json({'error': err.message, **err.body}, err.status, headers)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single ``Range: bytes=...`` request; None to send the whole file."""
+    match = re.fullmatch(r'bytes=(\d*)-(\d*)', (header or '').strip())
+    if match is None or match.groups() == ('', ''):
+        return None  # absent or unsupported (multi-range): RFC 9110 lets us ignore it
+    first, last = match.groups()
+    start, end = (int(first), int(last or size - 1)) if first else (max(size - int(last), 0), size - 1)
+    if start >= size or start > end:
+        raise HubError(416, 'Requested range not satisfiable', headers={'Content-Range': f'bytes */{size}'})
+    return start, min(end, size - 1)
+
+
+def _corrupt_etags(headers: dict[str, str]) -> None:
+    """Replace ETag and X-Linked-Etag (the one the client prefers) by a well-formed but wrong value."""
+    for name in ('ETag', 'X-Linked-Etag'):
+        if name in headers:
+            real = headers[name].strip('"')
+            headers[name] = '"' + hashlib.sha256(b'bad-etag:' + real.encode()).hexdigest()[: len(real)] + '"'
+
+
+class HubServer:
+    """The server. ``with HubServer(root) as hub: ...`` or ``hub = HubServer(root).start(); ...; hub.stop()``.
+
+    With ``token`` set, write calls need ``Authorization: Bearer <token>`` (else 401) and private repos are hidden
+    from requests without it; LFS upload URLs work without it, like the Hub's presigned URLs.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        host: str = '127.0.0.1',
+        port: int = 0,
+        token: str | None = None,
+        *,
+        verbose: bool = False,
+    ) -> None:
+        self.store = HubStore(Path(root))
+        self.host, self.port, self.token, self.verbose = host, port, token, verbose
+        self.stall_seconds = 30.0  # how long a 'stall' fault holds a request before answering
+        self.requests: list[tuple[str, str]] = []  # (method, path without query), in arrival order
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError('HubServer is not running')
+        host, port = self._httpd.server_address[:2]
+        return f'http://{host}:{port}'
+
+    def start(self) -> HubServer:
+        if self._httpd is not None:
+            raise RuntimeError('HubServer is already running')
+        self._stopping.clear()
+        self._httpd = _HTTPServer((self.host, self.port), _Handler)
+        self._httpd.hub = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={'poll_interval': 0.1}, name='hub-server', daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: stalled requests end at once and open keep-alive connections are closed."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its handler
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> HubServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def inject(self, fault: str, *, method: str | None = None, path_contains: str | None = None, times: int = 1):
+        """Make the next ``times`` requests matching ``method`` and ``path_contains`` fail with ``fault``.
+
+        * ``status_500``: answer 500 with a Hub-style JSON error.
+        * ``drop``: send the headers and half the body, then close the connection; a bodyless answer (HEAD)
+          is not sent at all.
+        * ``stall``: wait ``stall_seconds`` (or until :meth:`stop`) before answering normally.
+        * ``bad_etag``: send a wrong ``ETag`` and ``X-Linked-Etag`` (the client names cache blobs after them).
+        * ``short_body``: send all but the last byte of the announced Content-Length, then close.
+        """
+        if fault not in FAULTS:
+            raise ValueError(f'Unknown fault {fault!r}; expected one of {sorted(FAULTS)}')
+        if times < 1:
+            raise ValueError('times must be >= 1')
+        with self._lock:
+            self._faults.append(_Fault(fault, method and method.upper(), path_contains, times))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _on_request(self, method: str, path: str) -> str | None:
+        """Log the request and consume the first fault that matches it."""
+        with self._lock:
+            self.requests.append((method, path))
+            for fault in self._faults:
+                if fault.method in (None, method) and (fault.path_contains or '') in path:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault.kind
+        return None
+
+    def _track(self, conn: socket.socket, alive: bool) -> None:
+        with self._lock:
+            (self._connections.add if alive else self._connections.discard)(conn)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64  # snapshot_download opens several connections at once
+    hub: HubServer
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can hang on an offline machine.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'  # keep-alive, as the Hub; every answer therefore carries Content-Length
+    timeout = 120  # idle keep-alive connections must not pin a thread forever
+    server: _HTTPServer
+
+    @property
+    def hub(self) -> HubServer:
+        return self.server.hub
+
+    def setup(self) -> None:
+        super().setup()
+        self.hub._track(self.connection, True)
+
+    def finish(self) -> None:
+        self.hub._track(self.connection, False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+        if self.hub.verbose:  # request lines only: the token travels in a header and is never logged
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
+
+    # -- plumbing --------------------------------------------------------------------------------------------------
+
+    def _handle(self) -> None:
+        path, _, query = self.path.partition('?')
+        length = self.headers.get('Content-Length', '0')
+        self._unread = int(length) if length.isdigit() else 0
+        fault = self.hub._on_request(self.command, path)
+        if fault == 'stall' and self.hub._stopping.wait(self.hub.stall_seconds):
+            self.close_connection = True
+            return
+        try:
+            if fault == 'status_500':
+                raise HubError(500, 'Injected fault: internal server error')
+            if not length.isdigit() or 'Transfer-Encoding' in self.headers:
+                self.close_connection = True  # cannot find where this body ends
+                raise HubError(411, 'A valid Content-Length is required; chunked bodies are not supported')
+            response = self._route(path, parse_qs(query))
+        except HubError as err:
+            response = _error(err)
+        except Exception:
+            _log.exception('Hub server failed on %s %s', self.command, path)
+            response = _error(HubError(500, 'Internal server error'))
+        if self._unread:
+            self.close_connection = True  # an unread request body would be parsed as the next request
+        try:
+            self._send(response, fault)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. timed out on a stall)
+
+    def _send(self, response: _Response, fault: str | None) -> None:
+        head_only, size = self.command == 'HEAD', response.size
+        if fault == 'drop' and (head_only or size == 0):
+            self.close_connection = True
+            return
+        headers = dict(response.headers)
+        if fault == 'bad_etag':
+            _corrupt_etags(headers)
+        declared = max(size, 1) if fault == 'short_body' and not head_only else size
+        self.send_response(response.status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header('Content-Length', str(declared))
+        self.end_headers()
+        if fault in ('drop', 'short_body'):
+            self.close_connection = True
+        if head_only:
+            return
+        todo = {'drop': size // 2, 'short_body': declared - 1}.get(fault or '', size)
+        if response.file is None:
+            self.wfile.write(response.body[:todo])
+            return
+        with response.file.open('rb') as src:
+            src.seek(response.offset)
+            while todo > 0 and (chunk := src.read(min(_CHUNK, todo))):
+                self.wfile.write(chunk)
+                todo -= len(chunk)
+
+    def _read_body(self) -> bytes:
+        body, self._unread = self.rfile.read(self._unread), 0
+        return body
+
+    def _json_body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._read_body() or b'{}')
+        except ValueError as err:
+            raise HubError(400, f'Invalid JSON body: {err}') from None
+        if not isinstance(data, dict):
+            raise HubError(400, 'JSON body must be an object')
+        return data
+
+    def _authorized(self) -> bool:
+        expected = f'Bearer {self.hub.token}'.encode()
+        return self.hub.token is None or hmac.compare_digest(self.headers.get('Authorization', '').encode(), expected)
+
+    def _require_write(self) -> None:
+        if not self._authorized():
+            raise HubError(401, _BAD_CREDENTIALS)
+
+    def _repo(self, repo_type: str, repo_id: str) -> Repo:
+        repo = self.hub.store.repo(repo_type, repo_id)
+        if repo.meta['private'] and not self._authorized():
+            raise HubError(404, f'Repository not found: {repo_type} {repo_id}', 'RepoNotFound')
+        return repo
+
+    def _base_url(self) -> str:
+        # URLs handed to the client follow the Host it used, so a mirror works under any name it is reached by.
+        host = self.headers.get('Host')
+        return f'http://{host}' if host else self.hub.url
+
+    def _repo_url(self, repo_type: str, repo_id: str) -> str:
+        return f'{self._base_url()}/{_URL_PREFIX[repo_type]}{repo_id}'
+
+    # -- routing ---------------------------------------------------------------------------------------------------
+
+    def _route(self, path: str, query: dict[str, list[str]]) -> _Response:
+        seg = [unquote(s) for s in path.strip('/').split('/')]  # split first: revisions arrive with %2F inside
+        method = self.command
+        if seg[0] == 'api':
+            return self._route_api(method, seg[1:], query)
+        if seg[0] == '_lfs' and len(seg) == 2 and method == 'PUT':
+            return self._lfs_put(seg[1])
+        if seg[0] == '_lfs' and seg[2:] == ['verify'] and method == 'POST':
+            return self._lfs_verify(seg[1])
+        repo_type = 'model'
+        if seg[0] in ('datasets', 'spaces'):
+            repo_type, seg = seg[0][:-1], seg[1:]
+        if len(seg) == 6 and seg[1].endswith('.git') and seg[2:] == ['info', 'lfs', 'objects', 'batch']:
+            if method == 'POST':
+                return self._lfs_batch(repo_type, f'{seg[0]}/{seg[1][:-4]}')
+        elif len(seg) >= 5 and seg[2] == 'resolve' and method in ('GET', 'HEAD'):
+            return self._resolve(repo_type, f'{seg[0]}/{seg[1]}', seg[3], '/'.join(seg[4:]))
+        raise HubError(404, f'Not found: {method} {path}')
+
+    def _route_api(self, method: str, seg: list[str], query: dict[str, list[str]]) -> _Response:
+        if seg == ['whoami-v2'] and method == 'GET':
+            return self._whoami()
+        if seg == ['repos', 'create'] and method == 'POST':
+            return self._create_repo()
+        if seg == ['repos', 'delete'] and method == 'DELETE':
+            return self._delete_repo()
+        if seg == ['validate-yaml'] and method == 'POST':
+            self._read_body()
+            return _json({'errors': [], 'warnings': []})
+        if len(seg) >= 3 and seg[0] in _API_TYPES:
+            repo_type, repo_id = _API_TYPES[seg[0]], f'{seg[1]}/{seg[2]}'
+            action, args = (seg[3], seg[4:]) if len(seg) > 3 else ('', [])
+            one = len(args) == 1
+            if method == 'GET' and action == '':
+                return self._info(repo_type, repo_id, DEFAULT_BRANCH)
+            if method == 'GET' and action == 'revision' and one:
+                return self._info(repo_type, repo_id, args[0])
+            if method == 'GET' and action == 'tree' and args:
+                recursive = query.get('recursive', ['false'])[0].lower() in ('1', 'true')
+                return self._tree(repo_type, repo_id, args[0], '/'.join(args[1:]).strip('/'), recursive)
+            if method == 'POST' and action == 'paths-info' and one:
+                return self._paths_info(repo_type, repo_id, args[0])
+            if method == 'POST' and action == 'preupload' and one:
+                return self._preupload(repo_type, repo_id, args[0])
+            if method == 'POST' and action == 'commit' and one:
+                return self._commit(repo_type, repo_id, args[0], 'create_pr' in query)
+            if method == 'GET' and action == 'refs' and not args:
+                return self._refs(repo_type, repo_id, 'include_prs' in query)
+            if method == 'GET' and action == 'commits' and one:
+                return self._commits(repo_type, repo_id, args[0])
+            if method in ('POST', 'DELETE') and action in ('branch', 'tag') and one:
+                return self._ref(method, action, repo_type, repo_id, args[0])
+        raise HubError(404, f'Not found: {method} /api/{"/".join(seg)}')
+
+    # -- endpoints -------------------------------------------------------------------------------------------------
+
+    def _whoami(self) -> _Response:
+        if self.hub.token is not None and not self._authorized():
+            raise HubError(401, _BAD_CREDENTIALS)
+        token_info = {'displayName': 'loopback', 'role': 'write'}
+        return _json({'type': 'user', 'name': DEFAULT_USER, 'orgs': [], 'auth': {'accessToken': token_info}})
+
+    def _create_repo(self) -> _Response:
+        self._require_write()
+        payload = self._json_body()
+        repo_type = payload.get('type') or 'model'
+        if repo_type not in REPO_TYPES:
+            raise HubError(400, f'Invalid repo type: {repo_type!r}')
+        repo_id = f'{payload.get("organization") or DEFAULT_USER}/{payload.get("name")}'
+        private = bool(payload.get('private')) or payload.get('visibility') == 'private'
+        url = self._repo_url(repo_type, repo_id)
+        try:
+            self.hub.store.create_repo(repo_type, repo_id, private=private)
+        except HubError as err:
+            err.body.setdefault('url', url)  # create_repo(exist_ok=True) reads the url from the 409
+            raise
+        return _json({'url': url, 'name': repo_id, 'id': repo_id})
+
+    def _delete_repo(self) -> _Response:
+        self._require_write()
+        payload = self._json_body()
+        repo_id = f'{payload.get("organization") or DEFAULT_USER}/{payload.get("name")}'
+        self.hub.store.delete_repo(payload.get('type') or 'model', repo_id)
+        return _json({})
+
+    def _info(self, repo_type: str, repo_id: str, rev: str) -> _Response:
+        repo = self._repo(repo_type, repo_id)
+        sha, files = repo.files(rev)
+        meta = repo.meta
+        card = parse_card_data(repo.read_text(files, 'README.md')) if 'README.md' in files else None
+        tags = card.get('tags', []) if card else []
+        tags = [str(t) for t in (tags if isinstance(tags, list) else [tags])]
+        info: dict[str, Any] = {
+            '_id': sha,
+            'id': repo_id,
+            'author': repo_id.split('/')[0],
+            'sha': sha,
+            'private': meta['private'],
+            'disabled': False,
+            'gated': False,
+            'lastModified': repo.commit(sha)['date'],
+            'createdAt': meta['createdAt'],
+            'downloads': 0,
+            'likes': 0,
+            'siblings': [_sibling(path, entry) for path, entry in sorted(files.items())],
+        }
+        if card is not None:
+            info['cardData'] = card
+            for key in ('library_name', 'pipeline_tag'):
+                if isinstance(card.get(key), str):
+                    info[key] = card[key]
+            if info.get('library_name') and info['library_name'] not in tags:
+                tags.append(info['library_name'])  # the Hub lists the library among the tags
+        info['tags'] = tags
+        return _json(info)
+
+    def _tree(self, repo_type: str, repo_id: str, rev: str, path: str, recursive: bool) -> _Response:
+        _, files = self._repo(repo_type, repo_id).files(rev)
+        if path in files:
+            raise HubError(404, f'Not a folder: {path}', 'EntryNotFound')
+        return _json(list_tree(files, path, recursive))
+
+    def _paths_info(self, repo_type: str, repo_id: str, rev: str) -> _Response:
+        repo = self._repo(repo_type, repo_id)
+        paths = parse_qs(self._read_body().decode()).get('paths', [])  # form-encoded, repeated key
+        _, files = repo.files(rev)
+        items = []
+        for path in dict.fromkeys(p.strip('/') for p in paths):
+            if path in files:
+                items.append(tree_item(path, files[path]))
+            elif any(p.startswith(path + '/') for p in files):
+                items.append(folder_item(path, files))
+        return _json(items)
+
+    def _preupload(self, repo_type: str, repo_id: str, rev: str) -> _Response:
+        self._require_write()
+        payload = self._json_body()
+        repo = self._repo(repo_type, repo_id)
+        _, files = repo.files(rev)
+        gitattributes = repo.read_text(files, '.gitattributes')
+        answers = []
+        for item in payload.get('files') or []:
+            try:
+                path, size = check_path(item['path']), int(item['size'])
+                sample = base64.b64decode(item.get('sample') or '', validate=True)
+            except (KeyError, TypeError, ValueError, binascii.Error):
+                raise HubError(400, f'Invalid preupload entry: {str(item)[:200]}') from None
+            lfs = wants_lfs(path, size, sample, gitattributes)
+            current = files.get(path)
+            # The client skips a file whose oid matches: sha256 for LFS files, git sha1 for regular ones.
+            oid = None if current is None or current['lfs'] != lfs else current['sha256' if lfs else 'oid']
+            answers.append({'path': path, 'uploadMode': 'lfs' if lfs else 'regular', 'shouldIgnore': False, 'oid': oid})
+        return _json({'files': answers})
+
+    def _lfs_batch(self, repo_type: str, repo_id: str) -> _Response:
+        self._require_write()
+        payload = self._json_body()
+        self._repo(repo_type, repo_id)
+        if payload.get('operation') != 'upload':
+            raise HubError(422, 'Only the upload operation is supported')
+        objects = []
+        for obj in payload.get('objects') or []:
+            oid, size = obj.get('oid'), obj.get('size')
+            if not (isinstance(oid, str) and SHA256_RE.fullmatch(oid) and isinstance(size, int) and size >= 0):
+                objects.append({'oid': str(oid), 'size': 0, 'error': {'code': 422, 'message': 'Invalid oid or size'}})
+            elif self.hub.store.has_blob(oid, size):
+                objects.append({'oid': oid, 'size': size})  # no actions: the client uploads nothing
+            else:
+                href = f'{self._base_url()}/_lfs/{oid}'
+                actions = {'upload': {'href': href}, 'verify': {'href': f'{href}/verify'}}
+                objects.append({'oid': oid, 'size': size, 'actions': actions})
+        return _json({'transfer': 'basic', 'objects': objects}, ctype='application/vnd.git-lfs+json')
+
+    def _lfs_put(self, oid: str) -> _Response:
+        if not SHA256_RE.fullmatch(oid):
+            raise HubError(400, 'Invalid LFS oid')
+        length, self._unread = self._unread, 0
+        self.hub.store.put_stream(self.rfile, length, oid)
+        return _json({})
+
+    def _lfs_verify(self, oid: str) -> _Response:
+        size = self._json_body().get('size')
+        if not (SHA256_RE.fullmatch(oid) and self.hub.store.has_blob(oid, size if isinstance(size, int) else None)):
+            raise HubError(404, f'LFS object not found: {oid}')
+        return _json({})
+
+    def _commit(self, repo_type: str, repo_id: str, rev: str, create_pr: bool) -> _Response:
+        self._require_write()
+        repo = self._repo(repo_type, repo_id)
+        if create_pr:
+            raise HubError(400, 'Pull requests are not supported by this server')
+        header, operations = _parse_commit(self._read_body(), self.hub.store)
+        sha = repo.create_commit(
+            rev,
+            title=str(header.get('summary') or 'Commit'),
+            message=str(header.get('description') or ''),
+            parent=header.get('parentCommit'),
+            operations=operations,
+        )
+        url = f'{self._repo_url(repo_type, repo_id)}/commit/{sha}'
+        return _json({'commitOid': sha, 'commitUrl': url, 'pullRequestUrl': None})
+
+    def _resolve(self, repo_type: str, repo_id: str, rev: str, path: str) -> _Response:
+        sha, files = self._repo(repo_type, repo_id).files(rev)
+        entry = files.get(path)
+        if entry is None:  # X-Repo-Commit lets the client cache the absence
+            raise HubError(404, f'Entry not found: {path}', 'EntryNotFound', headers={'X-Repo-Commit': sha})
+        size, etag = entry['size'], f'"{entry["sha256"] if entry["lfs"] else entry["oid"]}"'
+        headers = {
+            'X-Repo-Commit': sha,
+            'ETag': etag,
+            'Accept-Ranges': 'bytes',
+            'Content-Type': 'application/octet-stream',
+        }
+        if entry['lfs']:
+            headers.update({'X-Linked-Etag': etag, 'X-Linked-Size': str(size)})
+        span = _byte_range(self.headers.get('Range'), size) if self.command == 'GET' else None
+        blob = self.hub.store.blob_path(entry['sha256'])
+        if span is None:
+            return _Response(200, headers, file=blob, length=size)
+        headers['Content-Range'] = f'bytes {span[0]}-{span[1]}/{size}'
+        return _Response(206, headers, file=blob, offset=span[0], length=span[1] - span[0] + 1)
+
+    def _refs(self, repo_type: str, repo_id: str, include_prs: bool) -> _Response:
+        refs = self._repo(repo_type, repo_id).refs()
+        data: dict[str, Any] = {'converts': []}
+        for kind, prefix in (('branches', 'refs/heads/'), ('tags', 'refs/tags/')):
+            data[kind] = [{'name': n, 'ref': prefix + n, 'targetCommit': s} for n, s in sorted(refs[kind].items())]
+        if include_prs:
+            data['pullRequests'] = []
+        return _json(data)
+
+    def _commits(self, repo_type: str, repo_id: str, rev: str) -> _Response:
+        repo = self._repo(repo_type, repo_id)
+        keys = ('id', 'title', 'message', 'date')
+        commits = [
+            {k: c[k] for k in keys} | {'authors': [{'user': DEFAULT_USER}]} for c in repo.history(repo.resolve(rev))
+        ]
+        return _json(commits)
+
+    def _ref(self, method: str, kind: str, repo_type: str, repo_id: str, name: str) -> _Response:
+        self._require_write()
+        repo = self._repo(repo_type, repo_id)
+        if method == 'DELETE':
+            if kind == 'branch' and name == DEFAULT_BRANCH:
+                raise HubError(403, f'Cannot delete the default branch {DEFAULT_BRANCH}')
+            repo.set_ref('branches' if kind == 'branch' else 'tags', name, None)
+        elif kind == 'branch':  # POST /branch/{name} {"startingPoint"?}
+            repo.set_ref('branches', name, repo.resolve(self._json_body().get('startingPoint') or DEFAULT_BRANCH))
+        else:  # POST /tag/{revision} {"tag", "message"?}
+            repo.set_ref('tags', str(self._json_body().get('tag') or ''), repo.resolve(name))
+        return _json({})
+
+
+def _sibling(path: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A file as model_info lists it (the LFS details are the tree's, under other names)."""
+    sibling = {'rfilename': path, 'size': entry['size'], 'blobId': entry['oid']}
+    if lfs := tree_item(path, entry).get('lfs'):
+        sibling['lfs'] = {'size': lfs['size'], 'sha256': lfs['oid'], 'pointerSize': lfs['pointerSize']}
+    return sibling
+
+
+def _parse_commit(body: bytes, store: HubStore) -> tuple[dict[str, Any], list[Operation]]:
+    """Validate the ndjson commit payload in full before anything is applied; store its inline files."""
+    header: dict[str, Any] | None = None
+    operations: list[Operation] = []
+    inline: list[bytes] = []
+    for number, line in enumerate(body.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            key, value = item['key'], item['value']
+            if not isinstance(value, dict):
+                raise TypeError
+            if key == 'header':
+                header = value
+            elif key == 'file':
+                if value.get('encoding', 'base64') != 'base64':
+                    raise ValueError
+                inline.append(base64.b64decode(value['content'], validate=True))
+                operations.append(('add', check_path(value['path']), file_entry(inline[-1])))
+            elif key == 'lfsFile':
+                oid, size = value['oid'], value['size']
+                if value.get('algo', 'sha256') != 'sha256' or not SHA256_RE.fullmatch(oid) or type(size) is not int:
+                    raise ValueError
+                if not store.has_blob(oid, size):
+                    raise HubError(422, f'LFS object {oid} ({size} bytes) was not uploaded: {value["path"]}')
+                operations.append(('add', check_path(value['path']), lfs_entry(oid, size)))
+            elif key in ('deletedFile', 'deletedFolder'):
+                kind = 'delete' if key == 'deletedFile' else 'delete_folder'
+                operations.append((kind, check_path(value['path'].rstrip('/')), None))
+            else:
+                raise ValueError
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+            raise HubError(400, f'Malformed commit payload on line {number}') from None
+    if header is None:
+        raise HubError(400, 'Commit payload has no header line')
+    for data in inline:
+        store.put_bytes(data)
+    return header, operations
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a directory as a Hub until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog='python -m hrnet_zoo.hub_server', description=__doc__.splitlines()[0])
+    parser.add_argument('--root', type=Path, required=True, help='directory holding the repos (created if missing)')
+    parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--port', type=int, default=8080, help='0 picks a free port')
+    parser.add_argument('--token', help="require 'Authorization: Bearer TOKEN' on write calls")
+    parser.add_argument('--verbose', action='store_true', help='log every request line to stderr')
+    args = parser.parse_args(argv)
+    server = HubServer(args.root, args.host, args.port, args.token, verbose=args.verbose).start()
+    print(f'Serving the Hugging Face Hub protocol from {args.root} at {server.url}')
+    print('Point huggingface_hub at it with:')
+    print(f'  export HF_ENDPOINT={server.url}')
+    print('  export HF_HUB_DISABLE_XET=1')
+    print('Press Ctrl-C to stop.', flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

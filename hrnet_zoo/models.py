@@ -34,9 +34,16 @@ class _HRNet(HRNetBackbone):
         upsample_mode: str = 'nearest',
         align_corners: bool | None = None,
         multi_scale_output: bool = True,
+        output_stride: int = 32,
         device=None,
         dtype=None,
     ) -> None:
+        if output_stride != 32:
+            # dilating the low-resolution branches would break the exchange units' stride-2 fuse paths
+            raise ValueError(
+                f'HRNet keeps its branches at strides 4-32, so output_stride must be 32, got {output_stride} '
+                '(DeepLabV3/V3+ need 8 or 16; use a decoder that takes multi-scale features: Unet, FPN, UPerNet)'
+            )
         super().__init__(get_spec(width), in_chans, multi_scale_output, upsample_mode, align_corners, device, dtype)
         self.width = width
         # every bilinear resize in the heads follows the checkpoint's align_corners, as the official heads do

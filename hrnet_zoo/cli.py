@@ -1,0 +1,122 @@
+"""``hrnet-zoo``: a thin command line over the package (list, convert, publish, demo, bench).
+
+Each subcommand parses its arguments and calls one function of the package. Expected failures (a missing
+file, an unknown model, an unreachable Hub) print one line and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .stats import arch_stats
+    from .weights import ARCHS, MANIFEST
+
+    rows = []
+    for arch in ARCHS:
+        stats = arch_stats(arch)
+        tags = [r.tag for r in MANIFEST.values() if r.arch == arch]
+        rows.append(dict(arch=arch, params_m=stats.params / 1e6, gflops=stats.gflops, input_size=stats.input_size,
+                         tags=tags))  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f'{"architecture":<24} {"params (M)":>10} {"GFLOPs":>9}  {"input":<12} pretrained tags (first = default)')
+    for r in rows:
+        size = 'x'.join(str(s) for s in r['input_size'][1:])
+        print(f'{r["arch"]:<24} {r["params_m"]:>10.3f} {r["gflops"]:>9.2f}  {size:<12} {", ".join(r["tags"])}')
+    print('GFLOPs: conv + linear multiply-adds / 2^30 at the default tag\'s input size, as the official tables.')
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_checkpoint
+
+    out = convert_checkpoint(args.checkpoint, args.model, args.out)
+    print(f'wrote {out}')
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from .hub import publish
+
+    result = publish(
+        args.folder,
+        args.repo_id,
+        revision=args.revision,
+        private=args.private,
+        commit_message=args.commit_message,
+        verify=not args.no_verify,
+    )
+    print(f'published {args.repo_id} at {result.commit_id}' + (' (verified)' if result.verified else ''))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(model=args.model, endpoint=args.endpoint, workdir=args.workdir)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='hrnet-zoo', description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    p = sub.add_parser('list', help='the 27 architectures with params, GFLOPs and pretrained tags')
+    p.add_argument('--json', action='store_true', help='machine-readable output')
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser('convert', help='official checkpoint -> model.safetensors + config.json + README.md')
+    p.add_argument('checkpoint', type=Path, help='.pth / .pth.tar / .safetensors file in any supported layout')
+    p.add_argument('--model', required=True, help='<arch>.<tag>, e.g. hrnetv2_w48.cityscapes')
+    p.add_argument('--out', type=Path, required=True, help='output folder')
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser('publish', help='upload a converted folder to the Hub in one commit, then verify it')
+    p.add_argument('folder', type=Path)
+    p.add_argument('--repo-id', required=True, help='ORG/NAME')
+    p.add_argument('--revision', default=None, help='branch to commit to (default: main)')
+    p.add_argument('--private', action='store_true')
+    p.add_argument('--commit-message', default=None)
+    p.add_argument('--no-verify', action='store_true', help='skip the download-and-compare check')
+    p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser('demo', help='the offline main job: make, convert, publish, fetch and check a checkpoint')
+    p.add_argument('--model', default='hrnetv2_w18_small_v1.cityscapes', help='<arch>.<tag> to run it for')
+    p.add_argument('--endpoint', default=None, help='a Hub to publish to (default: a local one started for the run)')
+    p.add_argument('--workdir', type=Path, default=None, help='where to keep the files (default: a temp folder)')
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser('bench', help='speed and memory against timm, in one process')
+    try:
+        from .bench import add_arguments
+    except ImportError:  # the harness is optional at import time; `bench` reports it when run
+        add_arguments = None
+    if add_arguments is not None:
+        add_arguments(p)
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError, OSError) as err:
+        print(f'hrnet-zoo {args.command}: error: {err}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -30,7 +30,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         size = 'x'.join(str(s) for s in r['input_size'][1:])
         print(f'{r["arch"]:<24} {r["params_m"]:>10.3f} {r["gflops"]:>9.2f}  {size:<12} {", ".join(r["tags"])}')
-    print('GFLOPs: conv + linear multiply-adds / 2^30 at the default tag\'s input size, as the official tables.')
+    print("GFLOPs: conv + linear multiply-adds / 2^30 at the default tag's input size, as the official tables.")
     return 0
 
 

@@ -220,7 +220,7 @@ def _coco_pose(width, size, ap, ap50, ap75, ar) -> WeightsRecord:
         Metric('AP75', 'AP75', ap75),
         Metric('AR', 'AR', ar),
     )
-    return _pose(width, f'coco_{size[0]}x{size[1]}', 'coco', 'COCO keypoints (val2017)', COCO_KEYPOINTS, size, metrics)
+    return _pose(width, f'coco_{size[0]}x{size[1]}', 'coco', 'COCO keypoints', COCO_KEYPOINTS, size, metrics)
 
 
 def _det(width, ap) -> WeightsRecord:
@@ -229,7 +229,7 @@ def _det(width, ap) -> WeightsRecord:
         tag='coco',
         task='object-detection',
         dataset='coco',
-        dataset_name='COCO (val2017)',
+        dataset_name='COCO',
         num_classes=0,
         input_size=(3, 800, 1333),
         source=Source(f'faster_rcnn_hrnetv2p_{width}_1x.pth', _DET_REPO + '#faster-r-cnn', _DET_REPO, 'mmdet'),
@@ -256,28 +256,28 @@ def _in1k(head: str, width: str) -> WeightsRecord:
 
 
 _TASK_RECORDS = (
-    _seg('w48', 'cityscapes', 'cityscapes', 'Cityscapes (val)', 19, (1024, 2048),
+    _seg('w48', 'cityscapes', 'cityscapes', 'Cityscapes', 19, (1024, 2048),
          'hrnet_w48_cityscapes_cls19_1024x2048_trainset.pth', _SEG_REPO + '/tree/pytorch-v1.1', 81.1,
          label_names=CITYSCAPES_LABELS),
-    _seg('w18_small_v1', 'cityscapes', 'cityscapes', 'Cityscapes (val)', 19, (1024, 2048),
+    _seg('w18_small_v1', 'cityscapes', 'cityscapes', 'Cityscapes', 19, (1024, 2048),
          'hrnet_w18_small_v1_cityscapes_cls19_1024x2048_trainset.pth', _SEG_REPO + '/tree/pytorch-v1.1', 70.3,
          label_names=CITYSCAPES_LABELS),
-    _seg('w18_small_v2', 'cityscapes', 'cityscapes', 'Cityscapes (val)', 19, (1024, 2048),
+    _seg('w18_small_v2', 'cityscapes', 'cityscapes', 'Cityscapes', 19, (1024, 2048),
          'hrnet_w18_small_v2_cityscapes_cls19_1024x2048_trainset.pth', _SEG_REPO + '/tree/pytorch-v1.1', 76.2,
          label_names=CITYSCAPES_LABELS),
-    _seg('w48', 'lip', 'lip', 'LIP (val)', 20, (473, 473), 'hrnet_w48_lip_cls20_473x473.pth',
+    _seg('w48', 'lip', 'lip', 'LIP', 20, (473, 473), 'hrnet_w48_lip_cls20_473x473.pth',
          _SEG_REPO + '/tree/pytorch-v1.1', 55.8, label_names=LIP_LABELS),
-    _seg('w48', 'pascal_context', 'pascal_context', 'PASCAL-Context 59 classes (val)', 59, (480, 480),
+    _seg('w48', 'pascal_context', 'pascal_context', 'PASCAL-Context (59 classes)', 59, (480, 480),
          'hrnet_w48_pascal_context_cls59_480x480.pth', _SEG_REPO + '/tree/master', 54.1, layout='inplace_abn'),
-    _seg('w48', 'ade20k', 'ade20k', 'ADE20K (val)', 150, (520, 520), 'hrnet_ade20k_4312_torch04.pth',
+    _seg('w48', 'ade20k', 'ade20k', 'ADE20K', 150, (520, 520), 'hrnet_ade20k_4312_torch04.pth',
          _OCR_RELEASE + 'hrnet_ade20k_4312_torch04.pth', 43.1, align_corners=True),
-    _seg('w48', 'cocostuff', 'coco_stuff', 'COCO-Stuff (val)', 171, (520, 520), 'hrnet_cocostuff_3617_torch04.pth',
+    _seg('w48', 'cocostuff', 'coco_stuff', 'COCO-Stuff', 171, (520, 520), 'hrnet_cocostuff_3617_torch04.pth',
          _OCR_RELEASE + 'hrnet_cocostuff_3617_torch04.pth', 36.2, align_corners=True),
     _coco_pose('w32', (256, 192), 74.4, 90.5, 81.9, 79.8),
     _coco_pose('w32', (384, 288), 75.8, 90.6, 82.5, 80.9),
     _coco_pose('w48', (256, 192), 75.1, 90.6, 82.2, 80.4),
     _coco_pose('w48', (384, 288), 76.3, 90.8, 82.9, 81.2),
-    _pose('w32', 'mpii_256x256', 'mpii', 'MPII (val)', MPII_JOINTS, (256, 256),
+    _pose('w32', 'mpii_256x256', 'mpii', 'MPII', MPII_JOINTS, (256, 256),
           (Metric('PCKh@0.5', 'PCKh@0.5 mean', 90.3),)),
     _det('w18', 36.1),
     _det('w32', 39.5),

@@ -1,0 +1,149 @@
+"""Model cards, generated from the weights manifest with huggingface_hub's ``ModelCard``.
+
+``model_cards/<arch>.<tag>.md`` in the repository is the output of :func:`write_cards`; a test fails when a
+committed card differs from what this module produces, so cards never drift from the manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .stats import arch_stats
+from .weights import CITATION, MANIFEST, WeightsRecord, get_record
+
+__all__ = ['model_card', 'write_cards']
+
+_PIPELINE_TAGS = {
+    'image-classification': 'image-feature-extraction',  # ImageNet-pretrained backbone, no classifier
+    'image-segmentation': 'image-segmentation',
+    'keypoint-detection': 'keypoint-detection',
+    'object-detection': 'object-detection',
+}
+_DISPLAY = {'v1': 'HRNetV1', 'v2': 'HRNetV2', 'v2p': 'HRNetV2p'}
+_HEAD_TEXT = {
+    'v1': 'HRNetV1: the high-resolution branch alone, a 1x1 conv to per-keypoint heatmaps at 1/4 resolution',
+    'v2': 'HRNetV2: all four branches upsampled to 1/4 resolution and concatenated, then a 1x1 conv + BN + ReLU '
+    'and a 1x1 classifier giving per-pixel logits at 1/4 resolution',
+    'v2p': 'HRNetV2p: the HRNetV2 concatenation reduced to 256 channels and pooled into a 5-level pyramid '
+    '(strides 4 to 64), a 3x3 conv per level, for detectors such as Faster R-CNN',
+}
+
+
+def _eval_results(record: WeightsRecord) -> list[EvalResult] | None:
+    if record.task == 'image-classification':
+        return None  # the ImageNet numbers belong to the classification model, not to this backbone + head
+    return [
+        EvalResult(
+            task_type=record.task,
+            dataset_type=record.dataset,
+            dataset_name=record.dataset_name,
+            dataset_split=metric.split,
+            metric_type=metric.type,
+            metric_name=metric.name,
+            metric_value=metric.value,
+        )
+        for metric in record.metrics
+    ]
+
+
+def _usage(record: WeightsRecord) -> str:
+    size = record.input_size
+    lines = [
+        'import hrnet_zoo  # registers the HRNet models with timm',
+        'import timm',
+        'import torch',
+        '',
+        f"model = timm.create_model('{record.name}', pretrained=True).eval()",
+        'config = timm.data.resolve_model_data_config(model)  # mean, std, input size',
+        f'x = torch.randn(1, {size[0]}, {size[1]}, {size[2]})  # a normalised image batch',
+        'with torch.no_grad():',
+    ]
+    lines += {
+        'v1': ['    heatmaps = model(x)  # (1, num_keypoints, H/4, W/4)'],
+        'v2': ['    logits = model(x)  # (1, num_classes, H/4, W/4); upsample to the label size'],
+        'v2p': ['    levels = model(x)  # 5 maps of 256 channels at strides 4, 8, 16, 32, 64'],
+    }[record.head]
+    lines += [
+        '',
+        '# the multi-branch backbone: stem (64 ch, stride 2) and four branches (strides 4 to 32)',
+        f"backbone = timm.create_model('{record.name}', pretrained=True, features_only=True)",
+    ]
+    return '\n'.join(lines)
+
+
+def model_card(name: str) -> ModelCard:
+    """The card of ``<arch>.<tag>``: front matter (license, datasets, model-index) and a body, from its record."""
+    record = get_record(name)
+    stats = arch_stats(record.name)
+    size = 'x'.join(str(s) for s in record.input_size[1:])
+    data = ModelCardData(
+        library_name='timm',
+        license=record.license,
+        datasets=[record.dataset],
+        tags=['hrnet', 'hrnet_zoo', 'timm', record.task],
+        pipeline_tag=_PIPELINE_TAGS[record.task],
+        model_name=record.name,
+        eval_results=_eval_results(record),
+    )
+    upsample = record.upsample_mode + (f', align_corners={record.align_corners}' if record.align_corners else '')
+    labels = f'{record.num_classes}' + (f' ({", ".join(record.label_names)})' if record.label_names else '')
+    metrics = '\n'.join(f'- {m.name}: {m.value} ({record.dataset_name})' for m in record.metrics)
+    source = record.source
+    sha = f'`{source.sha256}`' if source.sha256 else 'not recorded yet'
+    notes = ''.join(f'\n- {note}' for note in record.notes)
+    body = f"""# Model card for {record.name}
+
+{_DISPLAY[record.head]}-{record.width.upper()} from *Deep High-Resolution Representation
+Learning for Visual Recognition* (Wang et al., TPAMI 2020), {record.task.replace('-', ' ')} weights trained on
+{record.dataset_name}, converted from the official release to safetensors for
+[timm](https://github.com/huggingface/pytorch-image-models) by hrnet_zoo.
+
+Head: {_HEAD_TEXT[record.head]}.
+
+## Model details
+- Architecture: `{record.arch}` (width {record.width}, head {record.head})
+- Params (M): {stats.params / 1e6:.3f}
+- GFLOPs at {size}: {stats.gflops:.2f} (conv + linear multiply-adds / 2^30, the official tables' convention)
+- Input size: {size}, ImageNet mean/std normalisation
+- Outputs: {labels}
+- Fuse-layer upsampling it was trained with: {upsample} (set by this tag; `upsample_mode=` overrides it){notes}
+
+## Published results (official)
+{metrics}
+
+## Usage
+Requires `pip install hrnet_zoo`: timm only knows these architectures once `hrnet_zoo` is imported.
+
+```python
+{_usage(record)}
+```
+
+## Source and conversion
+- Official release: `{source.file_name}` from {source.codebase} ({source.url})
+- sha256 of the official file: {sha}
+- Converted with `hrnet-zoo convert {source.file_name} --model {record.name} --out DIR`; the keys are the
+  official ones, checked against the model before writing.
+
+## License and credit
+The weights are released by Microsoft under the MIT license, with the official code at
+https://github.com/HRNet; this conversion keeps that license. Please cite the paper:
+
+```bibtex
+{CITATION}
+```
+"""
+    return ModelCard(f'---\n{data.to_yaml()}\n---\n\n{body}')
+
+
+def write_cards(out_dir: str | Path, names: list[str] | None = None) -> list[Path]:
+    """Write ``<name>.md`` for every manifest entry (or ``names``) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names or list(MANIFEST):
+        path = out_dir / f'{name}.md'
+        path.write_text(str(model_card(name)) + '\n', encoding='utf-8')
+        paths.append(path)
+    return paths

@@ -13,8 +13,6 @@ tests. Run ``python -m hrnet_zoo.hub_server --root DIR`` to serve a directory as
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -30,23 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from hrnet_zoo.hub_store import (
-    DEFAULT_BRANCH,
-    REPO_TYPES,
-    SHA256_RE,
-    HubError,
-    HubStore,
-    Operation,
-    Repo,
-    check_path,
-    file_entry,
-    folder_item,
-    lfs_entry,
-    list_tree,
-    parse_card_data,
-    tree_item,
-    wants_lfs,
-)
+from hrnet_zoo.hub_store import DEFAULT_BRANCH, REPO_TYPES, SHA256_RE, HubError, HubStore, Repo
 
 __all__ = ['FAULTS', 'HubError', 'HubServer', 'main']
 
@@ -184,7 +166,9 @@ class HubServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def inject(self, fault: str, *, method: str | None = None, path_contains: str | None = None, times: int = 1):
+    def inject(
+        self, fault: str, *, method: str | None = None, path_contains: str | None = None, times: int = 1
+    ) -> None:
         """Make the next ``times`` requests matching ``method`` and ``path_contains`` fail with ``fault``.
 
         * ``status_500``: answer 500 with a Hub-style JSON error.
@@ -251,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub._track(self.connection, False)
         super().finish()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_message(self, format: str, *args: Any) -> None:
         if self.hub.verbose:  # request lines only: the token travels in a header and is never logged
             super().log_message(format, *args)
 
@@ -282,11 +266,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             _log.exception('Hub server failed on %s %s', self.command, path)
             response = _error(HubError(500, 'Internal server error'))
-        if self._unread:
-            self.close_connection = True  # an unread request body would be parsed as the next request
         try:
+            self._drain()  # an error may have left the request body unread
             self._send(response, fault)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             self.close_connection = True  # the client gave up (e.g. timed out on a stall)
 
     def _send(self, response: _Response, fault: str | None) -> None:
@@ -295,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         headers = dict(response.headers)
+        if self.close_connection and fault not in ('drop', 'short_body'):
+            headers['Connection'] = 'close'  # tell the client not to reuse it (faults close without warning)
         if fault == 'bad_etag':
             _corrupt_etags(headers)
         declared = max(size, 1) if fault == 'short_body' and not head_only else size
@@ -316,6 +301,14 @@ class _Handler(BaseHTTPRequestHandler):
             while todo > 0 and (chunk := src.read(min(_CHUNK, todo))):
                 self.wfile.write(chunk)
                 todo -= len(chunk)
+
+    def _drain(self) -> None:
+        # Unread body bytes would be parsed as the next request, and closing on them makes the kernel reset the
+        # connection, which can destroy the answer before the client reads it: so read them.
+        while self._unread > 0 and (chunk := self.rfile.read(min(_CHUNK, self._unread))):
+            self._unread -= len(chunk)
+        if self._unread:
+            self.close_connection = True
 
     def _read_body(self) -> bytes:
         body, self._unread = self.rfile.read(self._unread), 0
@@ -387,15 +380,15 @@ class _Handler(BaseHTTPRequestHandler):
             repo_type, repo_id = _API_TYPES[seg[0]], f'{seg[1]}/{seg[2]}'
             action, args = (seg[3], seg[4:]) if len(seg) > 3 else ('', [])
             one = len(args) == 1
-            if method == 'GET' and action == '':
-                return self._info(repo_type, repo_id, DEFAULT_BRANCH)
-            if method == 'GET' and action == 'revision' and one:
-                return self._info(repo_type, repo_id, args[0])
+            if method == 'GET' and (not action or (action == 'revision' and one)):
+                return _json(self._repo(repo_type, repo_id).info(args[0] if args else DEFAULT_BRANCH))
             if method == 'GET' and action == 'tree' and args:
                 recursive = query.get('recursive', ['false'])[0].lower() in ('1', 'true')
-                return self._tree(repo_type, repo_id, args[0], '/'.join(args[1:]).strip('/'), recursive)
+                path = '/'.join(args[1:]).strip('/')  # quote(path, safe='') or not: both arrive here
+                return _json(self._repo(repo_type, repo_id).tree(args[0], path, recursive))
             if method == 'POST' and action == 'paths-info' and one:
-                return self._paths_info(repo_type, repo_id, args[0])
+                paths = parse_qs(self._read_body().decode()).get('paths', [])  # form-encoded, the key repeated
+                return _json(self._repo(repo_type, repo_id).paths_info(args[0], paths))
             if method == 'POST' and action == 'preupload' and one:
                 return self._preupload(repo_type, repo_id, args[0])
             if method == 'POST' and action == 'commit' and one:
@@ -439,74 +432,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub.store.delete_repo(payload.get('type') or 'model', repo_id)
         return _json({})
 
-    def _info(self, repo_type: str, repo_id: str, rev: str) -> _Response:
-        repo = self._repo(repo_type, repo_id)
-        sha, files = repo.files(rev)
-        meta = repo.meta
-        card = parse_card_data(repo.read_text(files, 'README.md')) if 'README.md' in files else None
-        tags = card.get('tags', []) if card else []
-        tags = [str(t) for t in (tags if isinstance(tags, list) else [tags])]
-        info: dict[str, Any] = {
-            '_id': sha,
-            'id': repo_id,
-            'author': repo_id.split('/')[0],
-            'sha': sha,
-            'private': meta['private'],
-            'disabled': False,
-            'gated': False,
-            'lastModified': repo.commit(sha)['date'],
-            'createdAt': meta['createdAt'],
-            'downloads': 0,
-            'likes': 0,
-            'siblings': [_sibling(path, entry) for path, entry in sorted(files.items())],
-        }
-        if card is not None:
-            info['cardData'] = card
-            for key in ('library_name', 'pipeline_tag'):
-                if isinstance(card.get(key), str):
-                    info[key] = card[key]
-            if info.get('library_name') and info['library_name'] not in tags:
-                tags.append(info['library_name'])  # the Hub lists the library among the tags
-        info['tags'] = tags
-        return _json(info)
-
-    def _tree(self, repo_type: str, repo_id: str, rev: str, path: str, recursive: bool) -> _Response:
-        _, files = self._repo(repo_type, repo_id).files(rev)
-        if path in files:
-            raise HubError(404, f'Not a folder: {path}', 'EntryNotFound')
-        return _json(list_tree(files, path, recursive))
-
-    def _paths_info(self, repo_type: str, repo_id: str, rev: str) -> _Response:
-        repo = self._repo(repo_type, repo_id)
-        paths = parse_qs(self._read_body().decode()).get('paths', [])  # form-encoded, repeated key
-        _, files = repo.files(rev)
-        items = []
-        for path in dict.fromkeys(p.strip('/') for p in paths):
-            if path in files:
-                items.append(tree_item(path, files[path]))
-            elif any(p.startswith(path + '/') for p in files):
-                items.append(folder_item(path, files))
-        return _json(items)
-
     def _preupload(self, repo_type: str, repo_id: str, rev: str) -> _Response:
         self._require_write()
-        payload = self._json_body()
-        repo = self._repo(repo_type, repo_id)
-        _, files = repo.files(rev)
-        gitattributes = repo.read_text(files, '.gitattributes')
-        answers = []
-        for item in payload.get('files') or []:
-            try:
-                path, size = check_path(item['path']), int(item['size'])
-                sample = base64.b64decode(item.get('sample') or '', validate=True)
-            except (KeyError, TypeError, ValueError, binascii.Error):
-                raise HubError(400, f'Invalid preupload entry: {str(item)[:200]}') from None
-            lfs = wants_lfs(path, size, sample, gitattributes)
-            current = files.get(path)
-            # The client skips a file whose oid matches: sha256 for LFS files, git sha1 for regular ones.
-            oid = None if current is None or current['lfs'] != lfs else current['sha256' if lfs else 'oid']
-            answers.append({'path': path, 'uploadMode': 'lfs' if lfs else 'regular', 'shouldIgnore': False, 'oid': oid})
-        return _json({'files': answers})
+        uploads = self._json_body().get('files')
+        if not isinstance(uploads, list):
+            raise HubError(400, 'preupload needs a list of files')
+        return _json({'files': self._repo(repo_type, repo_id).upload_modes(rev, uploads)})
 
     def _lfs_batch(self, repo_type: str, repo_id: str) -> _Response:
         self._require_write()
@@ -531,7 +462,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not SHA256_RE.fullmatch(oid):
             raise HubError(400, 'Invalid LFS oid')
         length, self._unread = self._unread, 0
-        self.hub.store.put_stream(self.rfile, length, oid)
+        try:
+            self.hub.store.put_stream(self.rfile, length, oid)
+        except OSError as err:
+            self.close_connection = True
+            raise HubError(400, f'Upload interrupted: {err}') from None
         return _json({})
 
     def _lfs_verify(self, oid: str) -> _Response:
@@ -545,7 +480,7 @@ class _Handler(BaseHTTPRequestHandler):
         repo = self._repo(repo_type, repo_id)
         if create_pr:
             raise HubError(400, 'Pull requests are not supported by this server')
-        header, operations = _parse_commit(self._read_body(), self.hub.store)
+        header, operations = self.hub.store.read_commit_payload(self._read_body())
         sha = repo.create_commit(
             rev,
             title=str(header.get('summary') or 'Commit'),
@@ -606,55 +541,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:  # POST /tag/{revision} {"tag", "message"?}
             repo.set_ref('tags', str(self._json_body().get('tag') or ''), repo.resolve(name))
         return _json({})
-
-
-def _sibling(path: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """A file as model_info lists it (the LFS details are the tree's, under other names)."""
-    sibling = {'rfilename': path, 'size': entry['size'], 'blobId': entry['oid']}
-    if lfs := tree_item(path, entry).get('lfs'):
-        sibling['lfs'] = {'size': lfs['size'], 'sha256': lfs['oid'], 'pointerSize': lfs['pointerSize']}
-    return sibling
-
-
-def _parse_commit(body: bytes, store: HubStore) -> tuple[dict[str, Any], list[Operation]]:
-    """Validate the ndjson commit payload in full before anything is applied; store its inline files."""
-    header: dict[str, Any] | None = None
-    operations: list[Operation] = []
-    inline: list[bytes] = []
-    for number, line in enumerate(body.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            key, value = item['key'], item['value']
-            if not isinstance(value, dict):
-                raise TypeError
-            if key == 'header':
-                header = value
-            elif key == 'file':
-                if value.get('encoding', 'base64') != 'base64':
-                    raise ValueError
-                inline.append(base64.b64decode(value['content'], validate=True))
-                operations.append(('add', check_path(value['path']), file_entry(inline[-1])))
-            elif key == 'lfsFile':
-                oid, size = value['oid'], value['size']
-                if value.get('algo', 'sha256') != 'sha256' or not SHA256_RE.fullmatch(oid) or type(size) is not int:
-                    raise ValueError
-                if not store.has_blob(oid, size):
-                    raise HubError(422, f'LFS object {oid} ({size} bytes) was not uploaded: {value["path"]}')
-                operations.append(('add', check_path(value['path']), lfs_entry(oid, size)))
-            elif key in ('deletedFile', 'deletedFolder'):
-                kind = 'delete' if key == 'deletedFile' else 'delete_folder'
-                operations.append((kind, check_path(value['path'].rstrip('/')), None))
-            else:
-                raise ValueError
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-            raise HubError(400, f'Malformed commit payload on line {number}') from None
-    if header is None:
-        raise HubError(400, 'Commit payload has no header line')
-    for data in inline:
-        store.put_bytes(data)
-    return header, operations
 
 
 def main(argv: list[str] | None = None) -> int:

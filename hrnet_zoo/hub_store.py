@@ -15,6 +15,8 @@ LFS pointer for LFS files). Nothing is cached in memory, so a root written by on
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import fnmatch
 import hashlib
@@ -98,12 +100,11 @@ def check_path(path: object) -> str:
     return str(path)
 
 
-def check_ref_name(name: str) -> str:
+def check_ref_name(name: str) -> None:
     """Validate a branch or tag name (a git ref name, without the refs/... prefix)."""
     bad = '..' in name or '//' in name or name.endswith(('/', '.lock')) or COMMIT_RE.fullmatch(name)
     if not _REF_RE.fullmatch(name) or bad:
         raise HubError(400, f'Invalid ref name: {name!r}')
-    return name
 
 
 def wants_lfs(path: str, size: int, sample: bytes, gitattributes: str) -> bool:
@@ -156,7 +157,7 @@ def parse_card_data(readme: str) -> dict[str, Any] | None:
     return data
 
 
-def tree_item(path: str, entry: dict[str, Any]) -> dict[str, Any]:
+def _tree_item(path: str, entry: dict[str, Any]) -> dict[str, Any]:
     """A file as the tree and paths-info endpoints describe it."""
     item: dict[str, Any] = {'type': 'file', 'oid': entry['oid'], 'size': entry['size'], 'path': path}
     if entry['lfs']:
@@ -165,13 +166,21 @@ def tree_item(path: str, entry: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def folder_item(path: str, files: Files) -> dict[str, Any]:
+def _folder_item(path: str, files: Files) -> dict[str, Any]:
     """A folder as the tree and paths-info endpoints describe it; its oid summarises the files under it."""
     listing = ''.join(f'{p} {e["oid"]}\n' for p, e in sorted(files.items()) if p.startswith(path + '/'))
     return {'type': 'directory', 'oid': hashlib.sha1(listing.encode()).hexdigest(), 'size': 0, 'path': path}
 
 
-def list_tree(files: Files, path: str, recursive: bool) -> list[dict[str, Any]]:
+def _sibling_item(path: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A file as model_info lists it: the tree's LFS details under other names."""
+    sibling = {'rfilename': path, 'size': entry['size'], 'blobId': entry['oid']}
+    if lfs := _tree_item(path, entry).get('lfs'):
+        sibling['lfs'] = {'size': lfs['size'], 'sha256': lfs['oid'], 'pointerSize': lfs['pointerSize']}
+    return sibling
+
+
+def _list_tree(files: Files, path: str, recursive: bool) -> list[dict[str, Any]]:
     """Entries under folder ``path`` ("" for the root): direct children, or everything when recursive."""
     prefix = path + '/' if path else ''
     folders: set[str] = set()
@@ -186,7 +195,7 @@ def list_tree(files: Files, path: str, recursive: bool) -> list[dict[str, Any]]:
         folders.update(prefix + '/'.join(parts[:i]) for i in range(1, min(stop, len(parts))))
     if path and not found and not folders:
         raise HubError(404, f'Folder not found: {path}', 'EntryNotFound')
-    return [folder_item(f, files) for f in sorted(folders)] + [tree_item(n, files[n]) for n in found]
+    return [_folder_item(f, files) for f in sorted(folders)] + [_tree_item(n, files[n]) for n in found]
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -239,6 +248,46 @@ class HubStore:
             os.replace(tmp, self.blob_path(sha256))
         finally:
             tmp.unlink(missing_ok=True)
+
+    def read_commit_payload(self, body: bytes) -> tuple[dict[str, Any], list[Operation]]:
+        """Parse the client's ndjson commit in full, then store its inline files; 400/422 on any problem.
+
+        Nothing touches a branch here, so a rejected payload leaves the repo as it was.
+        """
+        header: dict[str, Any] | None = None
+        operations: list[Operation] = []
+        inline: list[bytes] = []
+        for number, line in enumerate(body.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                key, value = item['key'], item['value']
+                if key == 'header' and isinstance(value, dict):
+                    header = value
+                    continue
+                path = check_path(value['path'].rstrip('/') if key == 'deletedFolder' else value['path'])
+                if key == 'file' and value.get('encoding', 'base64') == 'base64':
+                    inline.append(base64.b64decode(value['content'], validate=True))
+                    operations.append(('add', path, file_entry(inline[-1])))
+                elif key == 'lfsFile' and value.get('algo', 'sha256') == 'sha256':
+                    oid, size = value['oid'], value['size']
+                    if not SHA256_RE.fullmatch(oid) or type(size) is not int:
+                        raise ValueError(oid)
+                    if not self.has_blob(oid, size):
+                        raise HubError(422, f'LFS object {oid} ({size} bytes) was never uploaded, for {path}')
+                    operations.append(('add', path, lfs_entry(oid, size)))
+                elif key in ('deletedFile', 'deletedFolder'):
+                    operations.append(('delete' if key == 'deletedFile' else 'delete_folder', path, None))
+                else:
+                    raise ValueError(key)
+            except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+                raise HubError(400, f'Malformed commit payload on line {number}') from None
+        if header is None:
+            raise HubError(400, 'Commit payload has no header line')
+        for data in inline:
+            self.put_bytes(data)
+        return header, operations
 
     def _repo_dir(self, repo_type: str, repo_id: str) -> Path:
         parts = repo_id.split('/')
@@ -313,6 +362,70 @@ class Repo:
     def read_text(self, files: Files, path: str) -> str:
         entry = files.get(path)
         return self.store.blob_path(entry['sha256']).read_text(errors='replace') if entry else ''
+
+    def info(self, rev: str) -> dict[str, Any]:
+        """The model_info / dataset_info answer at ``rev``."""
+        sha, files = self.files(rev)
+        meta = self.meta
+        card = parse_card_data(self.read_text(files, 'README.md')) if 'README.md' in files else None
+        tags = (card or {}).get('tags', [])
+        info: dict[str, Any] = {
+            '_id': sha,
+            'id': self.repo_id,
+            'author': self.repo_id.split('/')[0],
+            'sha': sha,
+            'private': meta['private'],
+            'disabled': False,
+            'gated': False,
+            'lastModified': self.commit(sha)['date'],
+            'createdAt': meta['createdAt'],
+            'downloads': 0,
+            'likes': 0,
+            'tags': [str(t) for t in (tags if isinstance(tags, list) else [tags])],
+            'siblings': [_sibling_item(path, entry) for path, entry in sorted(files.items())],
+        }
+        if card is not None:
+            info['cardData'] = card
+            info.update({k: card[k] for k in ('library_name', 'pipeline_tag') if isinstance(card.get(k), str)})
+            if info.get('library_name') not in (None, *info['tags']):
+                info['tags'].append(info['library_name'])  # the Hub lists the library among the tags
+        return info
+
+    def tree(self, rev: str, path: str, recursive: bool) -> list[dict[str, Any]]:
+        """The tree listing of folder ``path`` at ``rev``."""
+        files = self.files(rev)[1]
+        if path in files:
+            raise HubError(404, f'Not a folder: {path}', 'EntryNotFound')
+        return _list_tree(files, path, recursive)
+
+    def paths_info(self, rev: str, paths: list[str]) -> list[dict[str, Any]]:
+        """Tree items of the ``paths`` that exist at ``rev``; others are left out, as on the Hub."""
+        files = self.files(rev)[1]
+        items = []
+        for path in dict.fromkeys(p.strip('/') for p in paths):
+            if path in files:
+                items.append(_tree_item(path, files[path]))
+            elif any(p.startswith(path + '/') for p in files):
+                items.append(_folder_item(path, files))
+        return items
+
+    def upload_modes(self, rev: str, uploads: list[Any]) -> list[dict[str, Any]]:
+        """The preupload answer: "lfs" or "regular" per file, and the current oid so unchanged files are skipped."""
+        files = self.files(rev)[1]
+        gitattributes = self.read_text(files, '.gitattributes')
+        answers = []
+        for item in uploads:
+            try:
+                path, size = check_path(item['path']), int(item['size'])
+                sample = base64.b64decode(item.get('sample') or '', validate=True)
+            except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
+                raise HubError(400, f'Invalid preupload entry: {str(item)[:200]}') from None
+            lfs = wants_lfs(path, size, sample, gitattributes)
+            current = files.get(path)
+            # The client compares this oid to its own: sha256 for LFS files, git sha1 for regular ones.
+            oid = None if current is None or current['lfs'] != lfs else current['sha256' if lfs else 'oid']
+            answers.append({'path': path, 'uploadMode': 'lfs' if lfs else 'regular', 'shouldIgnore': False, 'oid': oid})
+        return answers
 
     def history(self, sha: str) -> list[dict[str, Any]]:
         """Commits reachable from ``sha``, newest first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import timm
 import torch
 import torch.nn.functional as F
@@ -10,8 +11,6 @@ from timm.optim import param_groups_layer_decay
 
 import hrnet_zoo
 from hrnet_zoo.stats import arch_stats
-
-import pytest
 
 WIDTHS = list(hrnet_zoo.WIDTHS)
 BRANCHES = {  # C per width, written out here rather than read from our specs

@@ -236,7 +236,7 @@ class HRNetBackbone(nn.Module):
             prev_chs = stage.num_channels
 
         self.branch_channels = spec.branch_channels
-        self.feature_info = [dict(num_chs=stem, reduction=2, module='act1')] + [
+        self.feature_info = [dict(num_chs=stem, reduction=2, module='stem')] + [
             dict(num_chs=c, reduction=4 * 2**i, module=f'stage4.branch{i}') for i, c in enumerate(spec.branch_channels)
         ]
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import timm
 import torch
 from huggingface_hub import HfApi
-from safetensors import SafetensorsError
-from safetensors.torch import load_file
+
+from .convert import load_checkpoint
 
 __all__ = ['PUBLISHED_FILES', 'PublishResult', 'publish', 'verify_published', 'check_folder', 'sha256_file']
 
 PUBLISHED_FILES = ('model.safetensors', 'config.json', 'README.md')
+_HEAD_PREFIXES = ('final_layer.', 'last_layer.', 'neck.')  # untrained in backbone-only weights
 _PICKLE_SUFFIXES = ('.bin', '.pth', '.pt', '.pkl', '.pickle', '.ckpt', '.tar')
 
 
@@ -65,16 +66,19 @@ def check_folder(folder: str | Path) -> torch.nn.Module:
     if pickles:
         raise ValueError(f'Refusing to publish pickle files ({", ".join(pickles)}); only safetensors are published')
     try:
-        config = json.loads((folder / 'config.json').read_text())
-        arch = config['architecture']
+        json.loads((folder / 'config.json').read_text())['architecture']
     except (json.JSONDecodeError, KeyError) as err:
         raise ValueError(f'{folder / "config.json"} is not a timm config with an "architecture": {err}') from None
-    try:
-        state_dict = load_file(folder / 'model.safetensors')
-    except (SafetensorsError, OSError) as err:
-        raise ValueError(f'{folder / "model.safetensors"} is not a readable safetensors file: {err}') from None
-    model = timm.create_model(arch, num_classes=config.get('num_classes'), **config.get('model_args', {}))
-    model.load_state_dict(state_dict, strict=True)
+    tensors = load_checkpoint(folder / 'model.safetensors')
+    model = timm.create_model(f'local-dir:{folder}', pretrained=True)  # timm's own loader, strict
+    expected = model.state_dict()
+    unexpected = sorted(set(tensors) - set(expected))
+    missing = sorted(k for k in set(expected) - set(tensors) if not k.startswith(_HEAD_PREFIXES))
+    if unexpected or missing:
+        raise ValueError(
+            f'{folder}: model.safetensors does not match its config: '
+            f'{len(missing)} missing {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}'
+        )
     return model
 
 

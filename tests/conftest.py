@@ -1,0 +1,19 @@
+"""Test session set-up: a loopback Hub-protocol server, started before anything imports huggingface_hub.
+
+huggingface_hub reads ``HF_ENDPOINT`` (and its Xet and timeout switches) at import, and hrnet_zoo imports timm,
+which imports huggingface_hub; so the server starts here, at conftest import, before any test module is collected.
+No test reaches a network beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+from hub_fixtures import hf_home, hub, hub_repo_id, start_session_hub  # noqa: F401 (fixtures)
+
+_root = Path(tempfile.mkdtemp(prefix='hrnet_zoo_hub_'))
+atexit.register(shutil.rmtree, _root, ignore_errors=True)
+start_session_hub(_root)

@@ -57,6 +57,14 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cards(args: argparse.Namespace) -> int:
+    from .cards import write_cards
+
+    paths = write_cards(args.out)
+    print(f'wrote {len(paths)} model cards to {args.out}')
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -91,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--commit-message', default=None)
     p.add_argument('--no-verify', action='store_true', help='skip the download-and-compare check')
     p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser('cards', help='regenerate the model cards of every manifest entry')
+    p.add_argument('--out', type=Path, default=Path('model_cards'))
+    p.set_defaults(func=_cmd_cards)
 
     p = sub.add_parser('demo', help='the offline main job: make, convert, publish, fetch and check a checkpoint')
     p.add_argument('--model', default='hrnetv2_w18_small_v1.cityscapes', help='<arch>.<tag> to run it for')

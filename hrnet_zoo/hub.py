@@ -47,12 +47,6 @@ def _fixed_input(model: torch.nn.Module) -> torch.Tensor:
     return torch.randn(1, chans, 128, 160, generator=torch.Generator().manual_seed(0))
 
 
-def _outputs(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    with torch.no_grad():
-        out = model.eval()(x)
-    return out if isinstance(out, list) else [out]
-
-
 def check_folder(folder: str | Path) -> torch.nn.Module:
     """Refuse a folder that is not exactly a converted model: the three files, no pickle, weights that load
     strictly into the architecture its config names. Returns that model, weights loaded."""
@@ -96,10 +90,17 @@ def verify_published(
                 raise ValueError(f'{repo_id}@{commit_id}: {name} on the Hub differs from the local file')
         if endpoint is None:  # timm resolves hf-hub: through the process-wide endpoint only
             remote_model = timm.create_model(f'hf-hub:{repo_id}@{commit_id}', pretrained=True, cache_dir=cache)
+            remote_state = remote_model.state_dict()
+            changed = [k for k, v in load_checkpoint(folder / 'model.safetensors').items()
+                       if not torch.equal(remote_state[k], v)]  # fmt: skip
+            if changed:
+                raise ValueError(f'{repo_id}@{commit_id}: {len(changed)} tensors load differently, e.g. {changed[0]}')
             x = _fixed_input(local_model)
-            for got, want in zip(_outputs(remote_model, x), _outputs(local_model, x)):
-                if not torch.equal(got, want):
-                    raise ValueError(f'{repo_id}@{commit_id}: the published model gives different outputs')
+            with torch.no_grad():  # backbone features: the head of backbone-only weights is freshly initialised
+                got = remote_model.eval().forward_intermediates(x, intermediates_only=True)
+                want = local_model.eval().forward_intermediates(x, intermediates_only=True)
+            if not all(torch.equal(g, w) for g, w in zip(got, want)):
+                raise ValueError(f'{repo_id}@{commit_id}: the published model gives different features')
 
 
 def publish(

@@ -8,6 +8,7 @@ Counting runs on the meta device: no memory, no compute.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import timm
@@ -36,8 +37,19 @@ class ArchStats(NamedTuple):
     input_size: tuple[int, int, int]
 
 
+@functools.lru_cache(maxsize=256)  # cards and `list` ask for the same architectures again
+def _cached_stats(name: str, input_size: tuple[int, int, int] | None) -> ArchStats:
+    return _measure(name, input_size)
+
+
 def arch_stats(name: str, input_size: tuple[int, int, int] | None = None, **kwargs) -> ArchStats:
     """Params and GFLOPs of ``name`` (``arch`` or ``arch.tag``) at ``input_size`` (default: its pretrained cfg's)."""
+    if kwargs:
+        return _measure(name, input_size, **kwargs)
+    return _cached_stats(name, None if input_size is None else tuple(input_size))
+
+
+def _measure(name: str, input_size: tuple[int, int, int] | None = None, **kwargs) -> ArchStats:
     model = timm.create_model(name, device='meta', **kwargs)
     input_size = tuple(input_size or model.pretrained_cfg['input_size'])
     return ArchStats(count_params(model), count_gflops(model, input_size), input_size)

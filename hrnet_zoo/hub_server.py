@@ -76,6 +76,14 @@ def _error(err: HubError) -> _Response:
     return _json({'error': err.message, **err.body}, err.status, headers)
 
 
+def _payload_repo(payload: dict[str, Any]) -> tuple[str, str]:
+    """(repo type, repo id) from a create/delete payload; repos without an organization go to DEFAULT_USER."""
+    repo_type, name, org = payload.get('type') or 'model', payload.get('name'), payload.get('organization')
+    if repo_type not in REPO_TYPES or not isinstance(name, str) or not isinstance(org, (str, type(None))):
+        raise HubError(400, 'Expected {"name": str, "organization": str | null, "type": model|dataset|space}')
+    return repo_type, f'{org or DEFAULT_USER}/{name}'
+
+
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(first, last) byte of a single ``Range: bytes=...`` request; None to send the whole file."""
     match = re.fullmatch(r'bytes=(\d*)-(\d*)', (header or '').strip())
@@ -412,10 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _create_repo(self) -> _Response:
         self._require_write()
         payload = self._json_body()
-        repo_type = payload.get('type') or 'model'
-        if repo_type not in REPO_TYPES:
-            raise HubError(400, f'Invalid repo type: {repo_type!r}')
-        repo_id = f'{payload.get("organization") or DEFAULT_USER}/{payload.get("name")}'
+        repo_type, repo_id = _payload_repo(payload)
         private = bool(payload.get('private')) or payload.get('visibility') == 'private'
         url = self._repo_url(repo_type, repo_id)
         try:
@@ -427,9 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _delete_repo(self) -> _Response:
         self._require_write()
-        payload = self._json_body()
-        repo_id = f'{payload.get("organization") or DEFAULT_USER}/{payload.get("name")}'
-        self.hub.store.delete_repo(payload.get('type') or 'model', repo_id)
+        self.hub.store.delete_repo(*_payload_repo(self._json_body()))
         return _json({})
 
     def _preupload(self, repo_type: str, repo_id: str, rev: str) -> _Response:
@@ -552,13 +555,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--token', help="require 'Authorization: Bearer TOKEN' on write calls")
     parser.add_argument('--verbose', action='store_true', help='log every request line to stderr')
     args = parser.parse_args(argv)
-    server = HubServer(args.root, args.host, args.port, args.token, verbose=args.verbose).start()
-    print(f'Serving the Hugging Face Hub protocol from {args.root} at {server.url}')
-    print('Point huggingface_hub at it with:')
-    print(f'  export HF_ENDPOINT={server.url}')
-    print('  export HF_HUB_DISABLE_XET=1')
-    print('Press Ctrl-C to stop.', flush=True)
-    try:
+    server = HubServer(args.root, args.host, args.port, args.token, verbose=args.verbose)
+    try:  # from the start, so that Ctrl-C at any point stops cleanly
+        server.start()
+        print(f'Serving the Hugging Face Hub protocol from {args.root} at {server.url}')
+        print('Point huggingface_hub at it with:')
+        print(f'  export HF_ENDPOINT={server.url}')
+        print('  export HF_HUB_DISABLE_XET=1')
+        print('Press Ctrl-C to stop.', flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -70,12 +70,11 @@ class FuseDown(nn.Sequential):
     """``fuse_layers[i][j]`` for j < i: (i - j) stride-2 3x3 convs; only the last changes channels, no ReLU."""
 
     def __init__(self, in_chs: int, out_chs: int, num_steps: int, **dd) -> None:
-        super().__init__(
-            *[
-                conv_bn(in_chs, out_chs if last else in_chs, 3, stride=2, act=not last, **dd)
-                for last in (k == num_steps - 1 for k in range(num_steps))
-            ]
-        )
+        steps = []
+        for k in range(num_steps):
+            last = k == num_steps - 1
+            steps.append(conv_bn(in_chs, out_chs if last else in_chs, 3, stride=2, act=not last, **dd))
+        super().__init__(*steps)
 
     def forward(self, x: Tensor, size: list[int]) -> Tensor:
         for module in self:

@@ -31,19 +31,34 @@ def _official_checkpoint(model_name: str, path: Path) -> None:
     timm_name = 'hrnet_w18_small' if record.width == 'w18_small_v1' else f'hrnet_{record.width}'
     state = timm.create_model(timm_name).state_dict()  # official keys, with the ImageNet head
     generator = torch.Generator().manual_seed(0)
-    total = sum(timm.create_model(record.arch, device='meta').branch_channels)
-    if record.head == 'v2':
-        state.update({
-            'last_layer.0.weight': torch.randn(total, total, 1, 1, generator=generator) * 0.05,
-            'last_layer.0.bias': torch.zeros(total),
-            'last_layer.1.weight': torch.ones(total), 'last_layer.1.bias': torch.zeros(total),
-            'last_layer.1.running_mean': torch.zeros(total), 'last_layer.1.running_var': torch.ones(total),
-            'last_layer.1.num_batches_tracked': torch.tensor(0),
-            'last_layer.3.weight': torch.randn(record.num_classes, total, 1, 1, generator=generator) * 0.05,
-            'last_layer.3.bias': torch.zeros(record.num_classes),
-        })  # fmt: skip
+    channels = timm.create_model(record.arch, device='meta').branch_channels
+    total, n = sum(channels), record.num_classes
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * 0.05
+
+    head: dict[str, torch.Tensor] = {}  # ImageNet releases carry only the classification head: none here
+    if record.task != 'image-classification' and record.head == 'v1':
+        head = {'final_layer.weight': rand(n, channels[0], 1, 1), 'final_layer.bias': torch.zeros(n)}
+    elif record.task != 'image-classification' and record.head == 'v2':
+        bn = {'weight': torch.ones(total), 'bias': torch.zeros(total), 'running_mean': torch.zeros(total),
+              'running_var': torch.ones(total), 'num_batches_tracked': torch.tensor(0)}  # fmt: skip
+        head = {'last_layer.0.weight': rand(total, total, 1, 1), 'last_layer.0.bias': torch.zeros(total),
+                **{f'last_layer.1.{k}': v for k, v in bn.items()},
+                'last_layer.3.weight': rand(n, total, 1, 1), 'last_layer.3.bias': torch.zeros(n)}  # fmt: skip
+    elif record.task != 'image-classification':  # mmdetection's HRFPN naming
+        head = {
+            'neck.reduction_conv.conv.weight': rand(256, total, 1, 1),
+            'neck.reduction_conv.conv.bias': torch.zeros(256),
+        }
+        for i in range(5):
+            head[f'neck.fpn_convs.{i}.conv.weight'] = rand(256, 256, 3, 3)
+            head[f'neck.fpn_convs.{i}.conv.bias'] = torch.zeros(256)
+    state.update(head)
     if record.source.layout == 'official_seg':
         state = {f'model.{k}': v for k, v in state.items()}
+    elif record.source.layout == 'mmdet':
+        state = {(k if k.startswith('neck.') else f'backbone.{k}'): v for k, v in state.items()}
     torch.save(state, path)
 
 

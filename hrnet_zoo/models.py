@@ -226,7 +226,7 @@ class HRNetV2p(_HRNet):
 MODEL_CLASSES = {'v1': HRNetV1, 'v2': HRNetV2, 'v2p': HRNetV2p}
 
 
-def _fill_untrained_head(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+def fill_untrained_head(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
     """Backbone-only weights (ImageNet tags) keep the model's freshly initialised head, so loading stays strict
     for every backbone key."""
     prefixes = ('final_layer.', 'last_layer.', 'neck.')
@@ -264,7 +264,7 @@ def create_hrnet(arch: str, pretrained: bool = False, **kwargs) -> _HRNet:
         pretrained,
         width=width,
         feature_cfg=dict(feature_cls='getter'),
-        pretrained_filter_fn=_fill_untrained_head,
+        pretrained_filter_fn=fill_untrained_head,
         **kwargs,
     )
 

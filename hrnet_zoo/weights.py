@@ -78,7 +78,9 @@ class Source:
     file_name: str
     url: str
     codebase: str  # the official repository that released it
-    layout: str  # a reader in convert.py: 'official', 'official_seg', 'inplace_abn', 'timm', 'mmdet'
+    # how the release is packaged: 'official', 'official_seg', 'inplace_abn', 'timm' or 'mmdet'; informative,
+    # since convert.py detects the layout from the keys themselves
+    layout: str
     sha256: str | None = None  # of the official file, once it has been downloaded and checked
 
 

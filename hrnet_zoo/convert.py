@@ -1,0 +1,389 @@
+"""Released HRNet checkpoints -> this package's state_dict, and a folder ready for the Hub.
+
+The layout is recognised from the keys, never taken from the caller:
+
+* ``official``: HRNet-Image-Classification, deep-high-resolution-net.pytorch (pose) and timm's ``hrnet_*`` Hub
+  files, which keep the official names. The ImageNet classification head is dropped.
+* ``official_seg``: HRNet-Semantic-Segmentation, saved from its ``FullModel`` wrapper (``model.`` prefix, the
+  loss's class-weight buffers under ``loss.``). The InPlaceABN ``master`` branch and torch 0.4 files have no
+  ``num_batches_tracked``; zeros are added, as a fresh BatchNorm has.
+* ``mmlab``: mmsegmentation, mmpose (0.x and 1.x), mmdetection (also the v1 / HRNet-Object-Detection neck names)
+  and mmpretrain: ``backbone.`` prefix and the head renames in :data:`MMLAB_RENAMES`.
+
+Whatever the target model does not use is dropped; the rest must match the target, built on the meta device,
+key for key and shape for shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import timm
+import torch
+from torch import Tensor
+
+from .specs import WIDTHS, get_spec
+from .weights import MANIFEST, WeightsRecord, get_record, parse_arch
+
+__all__ = ['MMLAB_RENAMES', 'convert_checkpoint', 'convert_state_dict', 'detect_layout', 'load_checkpoint']
+
+# OpenMMLab names -> ours, (pattern, replacement) applied in order to every key.
+MMLAB_RENAMES: tuple[tuple[str, str], ...] = (
+    (r'^backbone\.', ''),
+    (r'(^|\.)norm([123])\.', r'\1bn\2.'),  # mmcv-style norm names in the stem and residual blocks
+    (r'^decode_head\.convs\.0\.conv\.', 'last_layer.0.'),  # mmseg FCNHead: its ConvModule conv has no bias
+    (r'^decode_head\.convs\.0\.bn\.', 'last_layer.1.'),
+    (r'^decode_head\.conv_seg\.', 'last_layer.3.'),
+    (r'^(keypoint_head|head)\.final_layer\.', 'final_layer.'),  # mmpose 0.x / 1.x
+    (r'^neck\.reduction_conv\.(conv|0)\.', 'neck.reduction_conv.'),  # mmdet ConvModule / mmdet v1 Sequential
+    (r'^neck\.fpn_convs?\.(\d+)\.(conv\.)?', r'neck.fpn_convs.\1.'),  # mmdet `fpn_convs.i.conv` / v1 `fpn_conv.i`
+)
+
+# Parts of the released files that no model here has: training losses, detector heads, classification heads.
+_NOT_MODEL = re.compile(
+    r'^(loss|criterion|rpn_head|roi_head|bbox_head|mask_head|bbox_roi_extractor|mask_roi_extractor|shared_head'
+    r'|auxiliary_head|data_preprocessor)\.'
+    r'|^neck\.(increase_layers|downsample_layers|final_layer)\.'  # mmpretrain's HRFuseScales classification neck
+    r'|^head\.fc\.'  # mmpretrain's linear classifier
+    r'|^(incre_modules|downsamp_modules|classifier)\.|^final_layer\.\d+\.'  # the official ImageNet head
+)
+# The task head of each model kind, in our (= official) names.
+_TASK_HEADS = {
+    'v1': re.compile(r'^final_layer\.(weight|bias)$'),
+    'v2': re.compile(r'^last_layer\.'),
+    'v2p': re.compile(r'^neck\.(reduction_conv|fpn_convs)\.'),
+}
+_HEAD_NAMES = {'v1': 'final_layer (pose head)', 'v2': 'last_layer (segmentation head)', 'v2p': 'neck (HRFPN)'}
+_HEAD_CLASSES_KEY = {'v1': 'final_layer.weight', 'v2': 'last_layer.3.weight'}  # out channels = num_classes
+_WIDTH_KEY = 'stage4.0.branches.0.0.conv1.weight'  # out channels = C, the width
+_FOLDER_FILES = {'model.safetensors', 'config.json', 'README.md'}
+_SHOW = 6  # how many names an error lists
+
+
+def _few(names: list[str]) -> str:
+    more = f', ... ({len(names) - _SHOW} more)' if len(names) > _SHOW else ''
+    return ', '.join(names[:_SHOW]) + more
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layout readers: each returns the keys in our names, possibly with parts that are dropped later.
+
+
+def _read_official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    return dict(sd)
+
+
+def _read_official_seg(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k.removeprefix('model.'): v for k, v in sd.items()}
+
+
+def _read_mmlab(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    out = {}
+    for key, value in sd.items():
+        for pattern, repl in MMLAB_RENAMES:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    weight = out.get('last_layer.0.weight')
+    if weight is not None and 'last_layer.0.bias' not in out:
+        # mmseg's conv has no bias because BN follows; a zero bias computes the same
+        out['last_layer.0.bias'] = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    return out
+
+
+_READERS: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = {
+    'mmlab': _read_mmlab,
+    'official_seg': _read_official_seg,
+    'official': _read_official,
+}
+_STEMS = {'mmlab': 'backbone.conv1.weight', 'official_seg': 'model.conv1.weight', 'official': 'conv1.weight'}
+
+
+def detect_layout(state_dict: Mapping[str, Tensor]) -> str:
+    """``'official'`` (also timm), ``'official_seg'`` or ``'mmlab'``, from where the stem conv is."""
+    for layout, stem in _STEMS.items():
+        if stem in state_dict:
+            return layout
+    keys = list(state_dict)
+    raise ValueError(
+        f'not an HRNet checkpoint: none of {", ".join(_STEMS.values())} among its {len(keys)} keys '
+        f'(first keys: {_few(keys)})'
+    )
+
+
+def _unwrap(obj: object, source: str) -> dict[str, Tensor]:
+    """The state_dict inside ``{'state_dict': ...}`` / ``{'model': ...}`` wrappers (nested ones too)."""
+    while isinstance(obj, Mapping):
+        inner = next((obj[k] for k in ('state_dict', 'model') if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj:
+        raise ValueError(f'{source}: expected a state_dict (names -> tensors), got {type(obj).__name__} {obj!r:.60}')
+    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if bad:
+        raise ValueError(f'{source}: not a state_dict: {len(bad)} entries are not named tensors ({_few(bad)})')
+    # DataParallel saves every key under `module.`
+    return {k.removeprefix('module.'): v for k, v in obj.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Target and checks
+
+
+def _target(model_name: str) -> tuple[str, WeightsRecord | None]:
+    arch, _, tag = model_name.partition('.')
+    parse_arch(arch)  # unknown architectures list the valid ones
+    return arch, (get_record(model_name) if tag else None)
+
+
+def _check_width(sd: Mapping[str, Tensor], arch: str, width: str) -> None:
+    """Weights of another width fail here, with the width they look like, not with 900 mis-shaped keys."""
+    weight = sd.get(_WIDTH_KEY)
+    if weight is None or weight.dim() != 4:
+        return  # the key check reports it
+    channels = weight.shape[0]
+    blocks = len({k.split('.')[1] for k in sd if k.startswith('layer1.')})
+    if channels == get_spec(width).branch_channels[0] and blocks == get_spec(width).stage1.num_blocks[0]:
+        return
+    found = [n for n, s in WIDTHS.items() if s.branch_channels[0] == channels and s.stage1.num_blocks[0] == blocks]
+    looks = found[0] if found else 'no known HRNet width'
+    raise ValueError(
+        f'the checkpoint holds {looks} weights ({_WIDTH_KEY} has {channels} output channels, {blocks} layer1 '
+        f'blocks), but {arch} is {width} ({get_spec(width).branch_channels[0]} channels)'
+    )
+
+
+def _add_num_batches_tracked(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """InPlaceABN and torch 0.4 BatchNorms have no counter; eval never reads it, a fresh BN starts at 0."""
+    out = dict(sd)
+    for key in sd:
+        if key.endswith('.running_mean'):
+            out.setdefault(key.removesuffix('running_mean') + 'num_batches_tracked', torch.zeros((), dtype=torch.long))
+    return out
+
+
+def _check_keys(sd: Mapping[str, Tensor], expected: Mapping[str, torch.Size], model_name: str, layout: str) -> None:
+    """The one place where a converted state_dict is compared with the model; every difference is listed."""
+    missing = sorted(expected.keys() - sd.keys())
+    unexpected = sorted(sd.keys() - expected.keys())
+    reshaped = [
+        f'{k} {list(sd[k].shape)} (model: {list(expected[k])})'
+        for k in sorted(expected.keys() & sd.keys())
+        if sd[k].shape != expected[k]
+    ]
+    if missing or unexpected or reshaped:
+        parts = [
+            f'{len(names)} {what}: {_few(names)}'
+            for what, names in (('missing', missing), ('unexpected', unexpected), ('with another shape', reshaped))
+            if names
+        ]
+        raise ValueError(f'the checkpoint ({layout} layout) does not fit {model_name}: ' + '; '.join(parts))
+
+
+def convert_state_dict(state_dict: Mapping[str, Tensor], model_name: str) -> dict[str, Tensor]:
+    """A released state_dict (any supported layout, wrapped or not) in this package's names for ``model_name``.
+
+    ``model_name`` is ``<arch>`` or ``<arch>.<tag>``. With an ImageNet tag, or without a tag for a backbone-only
+    checkpoint, the result holds the backbone only (the model keeps its initialised head); a task tag needs the
+    task head. Raises ``ValueError`` listing what is missing, unexpected or of another shape.
+    """
+    arch, record = _target(model_name)
+    head, width = parse_arch(arch)
+    sd = _unwrap(state_dict, 'state_dict')
+    layout = detect_layout(sd)
+    sd = {k: v for k, v in _READERS[layout](sd).items() if not _NOT_MODEL.match(k)}
+    _check_width(sd, arch, width)
+    sd = _add_num_batches_tracked(sd)
+
+    # ImageNet tags ship the backbone only; other kinds' heads are never used
+    keep_head = record is None or record.task != 'image-classification'
+    unused = [p for kind, p in _TASK_HEADS.items() if kind != head or not keep_head]
+    if head == 'v1':  # the last exchange unit fuses into branch 0 only
+        unused.append(re.compile(rf'^stage4\.{get_spec(width).stage4.num_modules - 1}\.fuse_layers\.[1-9]\.'))
+    sd = {k: v for k, v in sd.items() if not any(p.match(k) for p in unused)}
+
+    own_head = _TASK_HEADS[head]
+    has_head = any(own_head.match(k) for k in sd)
+    if keep_head and record is not None and not has_head:
+        raise ValueError(
+            f'{model_name} needs a trained {_HEAD_NAMES[head]} ({record.task}), but the checkpoint ({layout} '
+            f'layout) has none; backbone-only weights go to an ImageNet tag such as {arch}.in1k'
+        )
+    num_classes = record.num_classes if record is not None else None
+    if num_classes is None and _HEAD_CLASSES_KEY.get(head) in sd:
+        num_classes = sd[_HEAD_CLASSES_KEY[head]].shape[0]
+    kwargs = {} if num_classes is None else {'num_classes': num_classes}
+    expected = {k: v.shape for k, v in timm.create_model(arch, device='meta', **kwargs).state_dict().items()}
+    if not has_head:  # backbone-only: the head is missing by design, the model keeps its initialised one
+        expected = {k: s for k, s in expected.items() if not own_head.match(k)}
+    _check_keys(sd, expected, model_name, layout)
+    return sd
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    if path.is_dir():
+        raise IsADirectoryError(f'{path} is a directory; expected a checkpoint file (.pth, .pth.tar, .safetensors)')
+
+
+def _is_safetensors(path: Path) -> bool:
+    """By name, or by content: an 8-byte little-endian header length, then the JSON header."""
+    if path.suffix == '.safetensors':
+        return True
+    with path.open('rb') as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:] == b'{' and int.from_bytes(head[:8], 'little') < path.stat().st_size
+
+
+def _reason(err: BaseException) -> str:
+    """The first sentence of an error, for a one-line message."""
+    text = (str(err).strip().splitlines() or [''])[0].split('. ')[0][:200]
+    return f'{type(err).__name__}: {text}' if text else type(err).__name__
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Tensor]:
+    """The state_dict of a ``.pth`` / ``.pth.tar`` / ``.safetensors`` file, unwrapped from training wrappers.
+
+    Pickles are read with ``torch.load(weights_only=True)`` only: a file that would import or call anything
+    besides tensors and plain containers is refused, never executed.
+    """
+    path = Path(path)
+    _check_file(path)
+    if _is_safetensors(path):
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(path)
+        except OSError:
+            raise
+        except Exception as err:  # SafetensorError: truncated or not safetensors at all
+            raise ValueError(f'{path} is not a readable .safetensors file ({_reason(err)})') from err
+        return _unwrap(tensors, str(path))
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except OSError:
+        raise
+    except pickle.UnpicklingError as err:
+        inner = err.__context__ or err  # the weights-only unpickler's own reason
+        called = re.search(r'Unsupported global: GLOBAL (\S+)', str(inner))
+        if called:
+            raise ValueError(
+                f'refusing to load {path}: not a plain weights file, unpickling it would call {called.group(1)}; '
+                'only tensors and plain containers are read (if you trust the file, re-save its state_dict with '
+                'torch.save and convert that)'
+            ) from err
+        raise ValueError(
+            f'refusing to load {path}: not a plain weights file ({_reason(inner)}); expected a PyTorch state_dict '
+            '(.pth, .pth.tar) or a .safetensors file'
+        ) from err
+    except Exception as err:  # EOFError (empty), RuntimeError (bad zip), KeyError (text), ...
+        raise ValueError(
+            f'{path} is not a PyTorch checkpoint or .safetensors file ({_reason(err)}); '
+            'expected a state_dict saved with torch.save, or a .safetensors file'
+        ) from err
+    return _unwrap(obj, str(path))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open('rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
+    """Write into a temp folder beside ``out_dir``, then rename it into place: never a half-written folder."""
+    out_dir = out_dir.resolve()  # `.` and `..` have no name to put a sibling beside
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise FileExistsError(f'{out_dir} exists and is not a folder')
+        other = sorted(p.name for p in out_dir.iterdir() if p.name not in _FOLDER_FILES)
+        if other:  # guard against `--out ~`: only a previous conversion is replaced
+            raise FileExistsError(
+                f'{out_dir} holds files other than a converted model ({_few(other)}); not replacing it'
+            )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f'.{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}'
+    old = out_dir.parent / f'.{out_dir.name}.old-{uuid.uuid4().hex[:8]}'
+    tmp.mkdir()
+    try:
+        write(tmp)
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+    except BaseException:
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _default_tag(arch: str) -> str:
+    return next(r.tag for r in MANIFEST.values() if r.arch == arch)  # the first record listed is the default
+
+
+def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | Path) -> Path:
+    """Convert a released checkpoint for ``<arch>[.<tag>]`` into ``out_dir``: ``model.safetensors``,
+    ``config.json`` (timm's) and ``README.md`` (the model card). Returns ``out_dir``.
+
+    Refuses a file whose sha256 differs from the manifest's, and any state_dict that does not load strictly.
+    """
+    from . import __version__
+    from .cards import model_card
+    from .models import fill_untrained_head
+
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    arch, _, tag = model_name.partition('.')
+    parse_arch(arch)
+    record = get_record(f'{arch}.{tag or _default_tag(arch)}')
+    _check_file(checkpoint)
+    digest = _sha256(checkpoint)  # before unpickling anything
+    if record.source.sha256 and digest != record.source.sha256.lower():
+        raise ValueError(
+            f'{checkpoint} has sha256 {digest}, but {record.name} expects {record.source.sha256} '
+            f'({record.source.file_name}); refusing to convert another file'
+        )
+    tensors = convert_state_dict(load_checkpoint(checkpoint), record.name)
+
+    model = timm.create_model(
+        record.name,
+        num_classes=record.num_classes,
+        upsample_mode=record.upsample_mode,
+        align_corners=record.align_corners,
+    )
+    model.load_state_dict(fill_untrained_head(tensors, model), strict=True)
+    own = model.state_dict()
+    tensors = {k: own[k].detach().cpu().contiguous() for k in sorted(tensors)}  # in the model's dtype
+    metadata = {
+        'format': 'pt',
+        'arch': arch,
+        'tag': record.tag,
+        'source_sha256': digest,
+        'source_file': checkpoint.name,
+        'hrnet_zoo_version': __version__,
+    }
+
+    def write(folder: Path) -> None:
+        from safetensors.torch import save_file
+        from timm.models._hub import save_config_for_hf
+
+        save_file(tensors, str(folder / 'model.safetensors'), metadata=metadata)
+        model_args = dict(upsample_mode=record.upsample_mode, align_corners=record.align_corners)
+        save_config_for_hf(model, str(folder / 'config.json'), model_args=model_args)
+        model_card(record.name).save(folder / 'README.md')
+
+    _replace_folder(out_dir, write)
+    return out_dir

@@ -1,5 +1,6 @@
 """hrnet_zoo: HRNetV1 / V2 / V2p for timm. Importing it registers the 27 models with timm."""
 
+from .inference import optimize_for_inference
 from .models import HRNetV1, HRNetV2, HRNetV2p, create_hrnet
 from .specs import WIDTHS, HRNetSpec, StageSpec, get_spec
 from .weights import ARCHS, HUB_ORG, MANIFEST, WeightsRecord, get_record
@@ -20,4 +21,5 @@ __all__ = [
     'create_hrnet',
     'get_record',
     'get_spec',
+    'optimize_for_inference',
 ]

@@ -1,0 +1,479 @@
+"""``hrnet-zoo bench``: speed and memory of our HRNet against timm's ``hrnet_<w>``, in one process.
+
+Every contender of a suite is timed in turn inside each repeat (round-robin), so a noisy neighbour slows
+all of them alike; we report the median over repeats and ratios of medians from the same run. The fp32
+(and bf16) matmul peak is one more contender of the same loop, so "fraction of peak" compares numbers
+measured under the same conditions.
+
+Conventions: ``GMACs`` is the official HRNet "GFLOPs" (conv + linear multiply-adds / 2^30, from
+:func:`hrnet_zoo.stats.count_gflops`); achieved ``GFLOP/s`` counts 2 FLOPs per multiply-add and 1e9 FLOPs
+per GFLOP, like the matmul peak (``2 n^3 / 1e9`` per ``n x n`` product).
+
+The peer is timm's ``hrnet_<w>`` with ``features_only=True, feature_location=''``: the same backbone work
+as our ``hrnetv2_<w>`` with ``features_only=True`` (timm only accepts sides that are multiples of 32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from . import models as _models  # noqa: F401  (registers our architectures with timm)
+from .inference import _backbone, optimize_for_inference
+from .stats import count_gflops
+
+__all__ = ['add_arguments', 'run', 'machine_info', 'LiveBytes']
+
+SUITES = ('peak', 'infer', 'train')
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--width', default='w18', help='HRNet width, e.g. w18, w18_small_v2, w48 (default: w18)')
+    parser.add_argument('--head', default='v2', choices=('v1', 'v2', 'v2p'), help='full model to time (default: v2)')
+    parser.add_argument('--suite', default='all', choices=(*SUITES, 'all'), help='what to measure (default: all)')
+    parser.add_argument('--repeats', type=int, default=5, help='timed rounds; medians are over these')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
+    parser.add_argument(
+        '--dtype',
+        nargs='+',
+        default=['fp32', 'bf16'],
+        choices=tuple(DTYPES),
+        help='inference precisions; bf16 = pure bf16 weights and input (default: fp32 bf16)',
+    )
+    parser.add_argument(
+        '--case',
+        default='all',
+        choices=('b1', 'b8', 'all'),
+        help='inference inputs: b1 = batch 1 at 512x1024, b8 = batch 8 at 224x224 (default: both)',
+    )
+    parser.add_argument('--compile', action='store_true', help='also time torch.compile (slow: ~1 min per model)')
+    parser.add_argument(
+        '--full-size',
+        type=int,
+        nargs=2,
+        default=(1024, 2048),
+        metavar=('H', 'W'),
+        help='input of the full-model row (default: 1024 2048)',
+    )
+    parser.add_argument('--no-full', action='store_true', help='skip the full-model row')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    parser.add_argument('--json', type=Path, default=None, help='write the results here')
+    parser.add_argument('--plot', type=Path, default=None, help='write a PNG of the speed-ups here (needs matplotlib)')
+    parser.add_argument('--quick', action='store_true', help='seconds-long smoke run: tiny inputs, 2 repeats')
+
+
+# ----------------------------------------------------------------------------------------------------- machine
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        text = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').exists() else ''
+    for line in text.splitlines():
+        if line.lower().startswith('flags'):
+            return line.split(':', 1)[1].split()
+    return []
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers depend on: CPU, ISA, cores, threads, library versions."""
+    flags = _cpu_flags()
+    model_name = ''
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                model_name = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    isa = [f for f in flags if f.startswith(('avx512', 'amx')) or f in ('avx2', 'fma', 'avx_vnni')]
+    return dict(
+        cpu=model_name or platform.processor(),
+        cores=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        isa_flags=isa,
+        amx_bf16='amx_bf16' in flags,
+        torch=torch.__version__,
+        timm=timm.__version__,
+        python=platform.python_version(),
+        mkldnn=torch.backends.mkldnn.is_available(),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Contender:
+    """One timed thing: ``fn()`` runs it once; ``flops`` real FLOPs per call (for GFLOP/s)."""
+
+    group: str
+    name: str
+    fn: Callable[[], Any]
+    flops: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+    times: list[float] = field(default_factory=list)
+    cpu_times: list[float] = field(default_factory=list)
+
+
+def _round_robin(contenders: list[Contender], repeats: int, warmup: int, log: bool = True) -> None:
+    for r in range(warmup + repeats):
+        for c in contenders:
+            t0, c0 = time.perf_counter(), time.process_time()
+            c.fn()
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            if r >= warmup:
+                c.times.append(dt)
+                c.cpu_times.append(dc)
+        if log:
+            print(f'  round {r + 1}/{warmup + repeats} done', flush=True)
+
+
+def _matmul(n: int, dtype: torch.dtype) -> tuple[Callable[[], Any], float]:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
+    return (lambda: torch.mm(a, b, out=out)), 2.0 * n**3
+
+
+class LiveBytes(TorchDispatchMode):
+    """Bytes of tensor storage allocated inside the mode and still alive: current and peak.
+
+    Counts what every aten op returns (activations, gradients, optimizer state, temporaries) until its
+    storage is freed; tensors that existed before (the weights) are not counted. oneDNN scratchpads are
+    invisible to it. Slows ops down, so it runs in an untimed pass.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = 0
+        self.peak = 0
+        self._live: set[int] = set()
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self._live.discard(key)
+        self.current -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, Tensor) and not t.is_mkldnn and t.device.type == 'cpu':
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key and key not in self._live:
+                    nbytes = storage.nbytes()
+                    self._live.add(key)
+                    self.current += nbytes
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._free, key, nbytes)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------- models
+
+
+def _ours_features(width: str) -> nn.Module:
+    return timm.create_model(f'hrnetv2_{width}', features_only=True).eval()
+
+
+TIMM_NAMES = {'w18_small_v1': 'hrnet_w18_small'}  # timm's name for the one width it spells differently
+
+
+def _timm_features(width: str) -> nn.Module | None:
+    try:
+        name = TIMM_NAMES.get(width, f'hrnet_{width}')
+        return timm.create_model(name, features_only=True, feature_location='').eval()
+    except (RuntimeError, KeyError, ValueError):  # a width timm does not have
+        return None
+
+
+def _cl(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+
+
+def _flops(model: nn.Module, size: tuple[int, int], batch: int) -> float:
+    """Real FLOPs (2 per multiply-add) of one call on ``batch`` images of ``size``."""
+    return count_gflops(model, (3, *size)) * 2**30 * 2 * batch
+
+
+def _compiled(model: nn.Module, x: Tensor) -> tuple[Callable[[], Any], float]:
+    """``torch.compile(model)`` and its compile time (the first call, which compiles)."""
+    torch._dynamo.reset()
+    fn = torch.compile(model)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        fn(x)
+    return fn, time.perf_counter() - t0
+
+
+def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Contender]:
+    ours, peer = _ours_features(args.width), _timm_features(args.width)
+    if args.quick:
+        cases = [('b1', 1, (64, 128)), ('b2', 2, (64, 64))]
+    else:
+        cases = [('b1_512x1024', 1, (512, 1024)), ('b8_224x224', 8, (224, 224))]
+        cases = [c for c in cases if getattr(args, 'case', 'all') in ('all', c[0][:2])]
+    out: list[Contender] = []
+    gen = torch.Generator().manual_seed(0)
+    for case, batch, size in cases:
+        x = torch.randn(batch, 3, *size, generator=gen)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        flops = _flops(ours, size, batch)
+        for dname in dtypes:
+            dt = DTYPES[dname]
+            runs: list[tuple[str, str, nn.Module | Callable, Tensor, dict[str, Any]]] = []
+            if dname == 'fp32':
+                if peer is not None:
+                    runs.append(('nchw', 'timm', peer, x, {}))
+                runs.append(('nchw', 'ours', ours, x, {}))
+                runs.append(('nchw', 'ours_fast', optimize_for_inference(ours, channels_last=False), x, {}))
+            xd = xc.to(dt)
+            if peer is not None:
+                runs.append(('channels_last', 'timm', _cl(peer).to(dt), xd, {}))
+            runs.append(('channels_last', 'ours', _cl(ours).to(dt), xd, {}))
+            runs.append(('channels_last', 'ours_fast', optimize_for_inference(ours, dtype=dt), xd, {}))
+            if args.compile:
+                # channels_last both; ours with BatchNorm folded first (what optimize_for_inference(compile=True) does)
+                compiled = [('ours_fast', optimize_for_inference(ours, dtype=dt, fuse_ops=False))]
+                if peer is not None:
+                    compiled.insert(0, ('timm', _cl(peer).to(dt)))
+                for who, model in compiled:
+                    print(f'  compiling {who} ({case}, {dname}) ...', flush=True)
+                    fn, seconds = _compiled(model, xd)
+                    runs.append(('compile', who, fn, xd, dict(compile_s=seconds)))
+            for fmt, who, model, inp, extra in runs:
+                meta = dict(case=case, batch=batch, size=list(size), dtype=dname, format=fmt, who=who, **extra)
+                out.append(Contender(f'{case}/{dname}/{fmt}', who, _caller(model, inp), flops, meta))
+    if not args.no_full:
+        size = (64, 128) if args.quick else tuple(args.full_size)
+        full = timm.create_model(f'hrnet{args.head}_{args.width}').eval()
+        x = torch.randn(1, 3, *size, generator=gen)
+        flops = _flops(full, size, 1)
+        case = f'full_{args.head}_{size[0]}x{size[1]}'
+        for dname in dtypes:
+            dt = DTYPES[dname]
+            xc = x.contiguous(memory_format=torch.channels_last).to(dt)
+            for who, model in (('ours', _cl(full).to(dt)), ('ours_fast', optimize_for_inference(full, dtype=dt))):
+                meta = dict(case=case, batch=1, size=list(size), dtype=dname, format='channels_last', who=who)
+                out.append(Contender(f'{case}/{dname}/channels_last', who, _caller(model, xc), flops, meta))
+    return out
+
+
+def _caller(model: Callable, x: Tensor) -> Callable[[], Any]:
+    def call() -> Any:
+        with torch.inference_mode():
+            return model(x)
+
+    return call
+
+
+def _peak_contenders(dtypes: list[str], quick: bool) -> list[Contender]:
+    out = []
+    for dname in dtypes:
+        fn, flops = _matmul(512 if quick else 2048, DTYPES[dname])
+        out.append(Contender(f'peak/{dname}', 'matmul', fn, flops, dict(dtype=dname)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def _train_step(model: nn.Module, x: Tensor, opt: torch.optim.Optimizer, autocast: bool) -> Callable[[], Any]:
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            feats = model(x)
+            loss = sum(f.float().square().mean() for f in feats)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _train_contenders(args: argparse.Namespace) -> list[Contender]:
+    size = (64, 128) if args.quick else (512, 1024)
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0)).contiguous(
+        memory_format=torch.channels_last
+    )
+    flops = 3 * _flops(_ours_features(args.width), size, 2)  # backward ~ 2x forward
+    variants: list[tuple[str, nn.Module, bool]] = []
+    peer = _timm_features(args.width)
+    if peer is not None:
+        variants.append(('timm', peer, False))
+    variants.append(('ours', _ours_features(args.width), False))
+    ckpt = _ours_features(args.width)
+    _backbone(ckpt).set_grad_checkpointing(True)
+    variants.append(('ours_ckpt', ckpt, False))
+    variants.append(('ours_bf16_autocast', _ours_features(args.width), True))
+    out = []
+    for who, model, autocast in variants:
+        model = model.train().to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        step = _train_step(model, x, opt, autocast)
+        meta = dict(case=f'train_b2_{size[0]}x{size[1]}', batch=2, size=list(size), format='channels_last', who=who)
+        meta['dtype'] = 'bf16_autocast' if autocast else 'fp32'
+        meta['grad_checkpointing'] = who == 'ours_ckpt'
+        out.append(Contender('train', who, step, flops, meta))
+    return out
+
+
+def _measure_memory(contenders: list[Contender]) -> None:
+    """Peak live bytes of one (untimed) training step per contender, after one warm step."""
+    for c in contenders:
+        gc.collect()
+        with LiveBytes() as live:
+            c.fn()
+        c.meta['peak_mib'] = live.peak / 2**20
+
+
+# ------------------------------------------------------------------------------------------------- reporting
+
+
+def _summarise(contenders: list[Contender], peaks: dict[str, float]) -> list[dict[str, Any]]:
+    by_group: dict[str, dict[str, Contender]] = {}
+    for c in contenders:
+        by_group.setdefault(c.group, {})[c.name] = c
+    rows = []
+    for c in contenders:
+        med = statistics.median(c.times)
+        row = dict(group=c.group, name=c.name, **c.meta, median_ms=med * 1e3, min_ms=min(c.times) * 1e3,
+                   cpu_median_ms=statistics.median(c.cpu_times) * 1e3,
+                   times_ms=[round(t * 1e3, 2) for t in c.times])  # fmt: skip
+        if c.flops:
+            row['gflop_per_s'] = c.flops / med / 1e9
+            peak = peaks.get(str(c.meta.get('dtype', '')).replace('_autocast', ''))
+            if peak and c.group.startswith(('b', 'full', 'train')):
+                row['fraction_of_peak'] = row['gflop_per_s'] / peak
+        ref = by_group[c.group].get('timm')
+        if ref is not None and c.name != 'timm':
+            row['speedup_vs_timm'] = statistics.median(ref.times) / med
+            row['cpu_speedup_vs_timm'] = statistics.median(ref.cpu_times) / statistics.median(c.cpu_times)
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f'{"case / dtype / format":<36} {"contender":<19} {"median ms":>10} {"min ms":>9} {"vs timm":>8} '
+        f'{"cpu-time":>8} {"GFLOP/s":>8} {"% peak":>7} {"extra":>12}'
+    ]
+    for r in rows:
+        speed = f'{r["speedup_vs_timm"]:.2f}x' if 'speedup_vs_timm' in r else ''
+        cpu = f'{r["cpu_speedup_vs_timm"]:.2f}x' if 'cpu_speedup_vs_timm' in r else ''
+        gf = f'{r["gflop_per_s"]:.0f}' if 'gflop_per_s' in r else ''
+        pk = f'{100 * r["fraction_of_peak"]:.0f}%' if 'fraction_of_peak' in r else ''
+        extra = ''
+        if 'peak_mib' in r:
+            extra = f'{r["peak_mib"]:.0f} MiB'
+        elif 'compile_s' in r:
+            extra = f'compile {r["compile_s"]:.0f}s'
+        lines.append(
+            f'{r["group"]:<36} {r["name"]:<19} {r["median_ms"]:>10.1f} {r["min_ms"]:>9.1f} {speed:>8} {cpu:>8} {gf:>8} '
+            f'{pk:>7} {extra:>12}'
+        )
+    return '\n'.join(lines)
+
+
+def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f'--plot: matplotlib is not installed; skipped {path}')
+        return False
+    pts = [(f'{r["group"]}\n{r["name"]}', r['speedup_vs_timm']) for r in rows if 'speedup_vs_timm' in r]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(pts) + 1.5))
+    ax.barh([p[0] for p in pts], [p[1] for p in pts], color='tab:blue')
+    ax.axvline(1.0, color='k', lw=0.8)
+    ax.set_xlabel('speed-up vs timm (median time ratio, same run)')
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.repeats, args.warmup = min(args.repeats, 2), min(args.warmup, 1)
+    suites = set(SUITES) if args.suite == 'all' else {args.suite}
+    info = machine_info()
+    dtypes = [d for d in args.dtype if d == 'fp32' or info['amx_bf16'] or 'avx512_bf16' in info['isa_flags']]
+    if len(dtypes) < len(args.dtype):
+        print('bf16 skipped: the CPU has neither AMX-BF16 nor AVX512-BF16')
+    print(f'CPU: {info["cpu"]}, {info["cores"]} cores, torch threads {info["torch_threads"]}')
+    print(f'ISA: torch capability {info["torch_cpu_capability"]}; flags {" ".join(info["isa_flags"])}')
+    print(f'torch {info["torch"]}, timm {info["timm"]}, python {info["python"]}')
+
+    # the matmul peak runs in every timed loop, so each fraction of peak compares like with like
+    peak_cs = _peak_contenders(dtypes, args.quick) if suites & {'peak', 'infer'} else []
+    results: dict[str, Any] = dict(machine=info, args={k: str(v) for k, v in vars(args).items() if k != 'func'})
+    rows: list[dict[str, Any]] = []
+    if 'infer' in suites:
+        print(f'building inference contenders for {args.width} ...', flush=True)
+        infer = _infer_contenders(args, dtypes)
+        print(f'timing {len(infer)} inference contenders x {args.repeats} repeats (+{args.warmup} warm-up)')
+        _round_robin(peak_cs + infer, args.repeats, args.warmup)
+        peaks = {c.meta['dtype']: c.flops / statistics.median(c.times) / 1e9 for c in peak_cs}
+        rows += _summarise(peak_cs + infer, peaks)
+    elif peak_cs:
+        _round_robin(peak_cs, args.repeats, args.warmup, log=False)
+        peaks = {c.meta['dtype']: c.flops / statistics.median(c.times) / 1e9 for c in peak_cs}
+        rows += _summarise(peak_cs, peaks)
+    else:
+        peaks = {}
+    if 'train' in suites:
+        print('timing training steps ...', flush=True)
+        train = _train_contenders(args)
+        train_peak = _peak_contenders(['fp32'], args.quick) if 'fp32' not in peaks else []
+        _round_robin(train_peak + train, args.repeats, args.warmup)
+        peaks.update({c.meta['dtype']: c.flops / statistics.median(c.times) / 1e9 for c in train_peak})
+        _measure_memory(train)
+        train_rows = _summarise(train, peaks)
+        base = next((r for r in train_rows if r['name'] == 'ours'), None)
+        for r in train_rows:
+            if base is not None and r['name'] != 'ours':
+                r['peak_mem_vs_ours'] = r['peak_mib'] / base['peak_mib']
+        rows += train_rows
+    results['peaks_gflop_per_s'] = peaks
+    results['rows'] = rows
+
+    print()
+    print(f'hrnet {args.width}: medians of {args.repeats} interleaved repeats; "vs timm" = timm median / ours median')
+    print(_table(rows))
+    print('vs timm: wall-clock ratio of medians; cpu-time: the same ratio of process CPU time (robust to a busy')
+    print('machine when --threads 1). GFLOP/s: 2 FLOPs per multiply-add, 1e9 per GFLOP; % peak: of the matmul')
+    print('peak of the same dtype measured in the same loop. Memory: peak live tensor bytes of one training step.')
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+        print(f'wrote {args.json}')
+    if args.plot:
+        _plot(rows, args.plot, f'hrnet {args.width} on {info["cpu"]} ({info["cores"]} cores)')
+    return 0

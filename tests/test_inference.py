@@ -1,0 +1,143 @@
+"""The inference fast path (``optimize_for_inference``) and the benchmark harness: correctness only, no timing.
+
+Relative error throughout: ``||a - b|| / ||b||`` (Frobenius norm over the whole output tensor), with ``b`` the
+eager fp32 model's output; the worst over a model's outputs must stay under the bound.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+from torch import Tensor, nn
+
+import hrnet_zoo  # noqa: F401  (registers the models)
+from hrnet_zoo.cli import main
+from hrnet_zoo.inference import FusedConv, optimize_for_inference
+
+WIDTH = 'w18_small_v1'  # the smallest width: every code path, seconds on 2 busy cores
+
+
+def _rel(a: Tensor, b: Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def _outputs(y) -> list[Tensor]:
+    return list(y) if isinstance(y, (list, tuple)) else [y]
+
+
+def _model(name: str, **kwargs) -> nn.Module:
+    """A model with non-trivial BatchNorm statistics, so folding them is actually tested."""
+    torch.manual_seed(0)
+    model = timm.create_model(name, **kwargs).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+CASES = [
+    ('hrnetv1_' + WIDTH, {}),
+    ('hrnetv2_' + WIDTH, {}),
+    ('hrnetv2p_' + WIDTH, {}),
+    ('hrnetv2_' + WIDTH, dict(features_only=True)),
+    ('hrnetv2_' + WIDTH, dict(upsample_mode='bilinear')),
+]
+
+
+@pytest.mark.parametrize('name,kwargs', CASES, ids=[f'{n}{"-" + "-".join(k) if k else ""}' for n, k in CASES])
+@pytest.mark.parametrize('size', [(97, 131), (64, 128)], ids=['odd', 'exact'])  # exact: the broadcast upsample-add
+def test_fp32_fast_path_matches_eager(name: str, kwargs: dict, size: tuple[int, int]) -> None:
+    _check_fp32(name, kwargs, size, fuse_ops=True)
+
+
+@pytest.mark.parametrize('name,kwargs', CASES[1:4:2], ids=['v2', 'features'])
+def test_fp32_folded_only_matches_eager(name: str, kwargs: dict) -> None:
+    _check_fp32(name, kwargs, (97, 131), fuse_ops=False)
+
+
+def _check_fp32(name: str, kwargs: dict, size: tuple[int, int], fuse_ops: bool) -> None:
+    model = _model(name, **kwargs)
+    x = torch.randn(1, 3, *size)
+    fast = optimize_for_inference(model, fuse_ops=fuse_ops)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules()), 'BatchNorm left unfolded'
+    if fuse_ops:
+        assert any(isinstance(m, FusedConv) for m in fast.modules())
+        assert not any(isinstance(m, nn.Conv2d) for m in fast.modules()), 'a convolution left unfused'
+    with torch.no_grad():
+        ref, out = _outputs(model(x)), _outputs(fast(x))
+    assert len(out) == len(ref)
+    for a, b in zip(out, ref):
+        assert a.shape == b.shape
+        assert _rel(a, b) < 1e-4
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason='no bf16 convolution on this CPU')
+@pytest.mark.parametrize('name,kwargs', CASES[:4], ids=[n + ('-features' if k else '') for n, k in CASES[:4]])
+def test_bf16_fast_path_close_to_fp32(name: str, kwargs: dict) -> None:
+    model = _model(name, **kwargs)
+    x = torch.randn(1, 3, 97, 131)
+    fast = optimize_for_inference(model, dtype=torch.bfloat16)
+    with torch.no_grad():
+        ref, out = _outputs(model(x)), _outputs(fast(x.bfloat16()))
+    for a, b in zip(out, ref):
+        assert a.dtype == torch.bfloat16
+        assert _rel(a, b) < 2e-2
+
+
+def test_callers_model_is_unchanged() -> None:
+    model = _model('hrnetv2_' + WIDTH).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, 64, 96)
+    fast = optimize_for_inference(model)
+    assert fast is not model
+    assert model.training
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) > 0
+    assert all(p.requires_grad for p in model.parameters())
+    with torch.no_grad():
+        model.eval()
+        assert _rel(fast(x), model(x)) < 1e-4  # the original still runs and still agrees
+
+
+def test_inplace_optimises_the_model_itself() -> None:
+    model = _model('hrnetv1_' + WIDTH)
+    assert optimize_for_inference(model, inplace=True) is model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_fast_path_does_not_mutate_its_input() -> None:
+    model = optimize_for_inference(_model('hrnetv2_' + WIDTH, features_only=True))
+    x = torch.randn(1, 3, 64, 96)
+    x_before = x.clone()
+    with torch.no_grad():
+        first = [t.clone() for t in model(x)]
+        second = model(x)  # the in-place adds must not leak between calls either
+    assert torch.equal(x, x_before)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_bench_quick_writes_json(tmp_path) -> None:
+    out = tmp_path / 'bench.json'
+    argv = ['bench', '--quick', '--width', WIDTH, '--threads', '1', '--dtype', 'fp32', '--no-full', '--json', str(out)]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data['machine']['torch'] == torch.__version__
+    assert data['peaks_gflop_per_s']['fp32'] > 0
+    rows = data['rows']
+    names = {(r['group'], r['name']) for r in rows}
+    assert ('b1/fp32/channels_last', 'ours_fast') in names
+    assert ('b1/fp32/channels_last', 'timm') in names
+    assert any(r['group'] == 'train' and r['name'] == 'ours_ckpt' for r in rows)
+    for r in rows:
+        assert r['median_ms'] > 0 and len(r['times_ms']) == 2
+        if r['group'].startswith('b1') and r['name'] != 'timm':
+            assert r['speedup_vs_timm'] > 0
+        if r['group'] == 'train':
+            assert r['peak_mib'] > 0

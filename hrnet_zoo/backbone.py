@@ -119,11 +119,17 @@ class ExchangeUnit(nn.Module):
         self.fuse_layers = nn.ModuleList(fuse_rows)
         self.fuse_act = nn.ReLU()
 
-    def prune_outputs(self, keep: set[int]) -> None:
-        """Drop the fuse rows of branches nobody reads (their parameters would get no gradient)."""
+    def prune_outputs(self, keep: set[int]) -> set[int]:
+        """Drop the fuse rows of outputs nobody reads, then the branches no remaining row reads; returns the
+        inputs still read. (Unread parameters get no gradient, which DDP without find_unused_parameters rejects.)"""
         for i in range(len(self.fuse_layers)):
             if i not in keep:
                 self.fuse_layers[i] = nn.ModuleList()
+        read = set(range(len(self.branches))) if any(len(row) for row in self.fuse_layers) else set(keep)
+        for j in range(len(self.branches)):
+            if j not in read:
+                self.branches[j] = nn.Identity()  # its output is passed through unread
+        return read
 
     def forward(self, x: list[Tensor]) -> list[Tensor]:
         branch_out: list[Tensor] = []
@@ -243,6 +249,18 @@ class HRNetBackbone(nn.Module):
         """conv1 + bn1 + ReLU at stride 2: the 64-channel stem feature."""
         check_input(x, self.in_chans)
         return self.act1(self.bn1(self.conv1(x)))
+
+    def prune_unread(self, keep: set[int]) -> None:
+        """Keep only what the final branches in ``keep`` depend on, walking back from stage 4 to stage 2."""
+        for n in (4, 3, 2):
+            for unit in reversed(getattr(self, f'stage{n}')):
+                keep = unit.prune_outputs(keep)
+            transition = getattr(self, f'transition{n - 1}')
+            num_prev = len(transition) - 1  # each transition adds one branch
+            for i in range(len(transition)):
+                if i not in keep:
+                    transition[i] = nn.Identity()
+            keep = {i for i in keep if i < num_prev} | ({num_prev - 1} if num_prev in keep else set())
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each bottleneck and exchange unit in backward instead of storing its activations."""

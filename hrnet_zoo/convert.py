@@ -17,6 +17,7 @@ key for key and shape for shape.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import re
 import shutil
@@ -383,6 +384,11 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
         save_file(tensors, str(folder / 'model.safetensors'), metadata=metadata)
         model_args = dict(upsample_mode=record.upsample_mode, align_corners=record.align_corners)
         save_config_for_hf(model, str(folder / 'config.json'), model_args=model_args)
+        # timm 1.0.31 also writes num_classes into model_args; transformers' TimmWrapper passes it itself and
+        # then fails on the duplicate. timm reads the top-level num_classes, so the copy is redundant.
+        config = json.loads((folder / 'config.json').read_text())
+        config.get('model_args', {}).pop('num_classes', None)
+        (folder / 'config.json').write_text(json.dumps(config, indent=4))
         model_card(record.name).save(folder / 'README.md')
 
     _replace_folder(out_dir, write)

@@ -24,6 +24,9 @@ from .weights import ARCHS, MANIFEST, parse_arch
 __all__ = ['HRNetV1', 'HRNetV2', 'HRNetV2p', 'create_hrnet']
 
 
+_AFTER_STEM = ('conv2', 'bn2', 'layer1', 'transition1', 'stage2', 'transition2', 'stage3', 'transition3', 'stage4')
+
+
 class _HRNet(HRNetBackbone):
     """What the three heads share: timm's model interface around the backbone."""
 
@@ -87,10 +90,14 @@ class _HRNet(HRNetBackbone):
     ) -> list[int]:
         """Remove what the selected features do not need (the head, unread fuse rows), for DDP without
         ``find_unused_parameters``. Returns the absolute indices kept."""
-        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         if prune_head:
             self.remove_head()
-            self.stage4[-1].prune_outputs({i - 1 for i in take_indices if i > 0})
+            if max_index == 0:  # the stem alone: forward_intermediates stops after it
+                for name in _AFTER_STEM:
+                    setattr(self, name, nn.Identity())
+            else:
+                self.prune_unread({i - 1 for i in take_indices if i > 0})
         return take_indices
 
     def remove_head(self) -> None:

@@ -85,10 +85,20 @@ def test_features_only_forward_and_ddp_ready(head):
     sum(f.mean() for f in feats).backward()
     assert all(p.grad is not None for p in model.parameters())
     # a subset of features prunes what it does not read, so DDP needs no find_unused_parameters
-    sub = timm.create_model(f'hrnet{head}_{SMALL}', features_only=True, out_indices=(1, 2)).train()
-    sum(f.mean() for f in sub(_x(64, 64))).backward()
-    no_grad = [n for n, p in sub.named_parameters() if p.grad is None]
-    assert not no_grad, no_grad[:5]
+    full = timm.create_model(f'hrnet{head}_{SMALL}', features_only=True).eval()
+    x = _x(64, 96)
+    with torch.no_grad():
+        every = full(x)
+    for out_indices in [(1, 2), (4,), (2, 3), (0,), (0, 3)]:
+        sub = timm.create_model(f'hrnet{head}_{SMALL}', features_only=True, out_indices=out_indices)
+        own = sub.model.state_dict()
+        sub.model.load_state_dict({k: v for k, v in full.model.state_dict().items() if k in own})
+        with torch.no_grad():
+            got = sub.eval()(x)
+        assert all(torch.allclose(g, every[i], atol=1e-5) for g, i in zip(got, out_indices))
+        sum(f.mean() for f in sub.train()(x)).backward()
+        no_grad = [n for n, p in sub.named_parameters() if p.grad is None]
+        assert not no_grad, (out_indices, no_grad[:5])
 
 
 # official seg_hrnet.py counts: params (M) and GFLOPs at 1024x2048 with a 19-class head

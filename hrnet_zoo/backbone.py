@@ -175,6 +175,15 @@ def make_transition(prev_chs: tuple[int, ...], next_chs: tuple[int, ...], **dd) 
     return nn.ModuleList(layers)
 
 
+def check_dtype(x: Tensor, dtype: torch.dtype) -> None:
+    """A float input of another dtype than the weights (autocast casts both, so it is fine there)."""
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f'HRNet weights are {dtype}, got a {x.dtype} input; cast the input (x.to({dtype})) or the model '
+            f'(model.to({x.dtype}))'
+        )
+
+
 def check_input(x: Tensor, in_chans: int) -> None:
     """Fail early with what was expected, not deep inside a convolution."""
     if not torch.is_floating_point(x):
@@ -248,6 +257,8 @@ class HRNetBackbone(nn.Module):
     def forward_stem(self, x: Tensor) -> Tensor:
         """conv1 + bn1 + ReLU at stride 2: the 64-channel stem feature."""
         check_input(x, self.in_chans)
+        if not torch.jit.is_scripting():  # TorchScript cannot ask about autocast
+            check_dtype(x, self.conv1.weight.dtype)
         return self.act1(self.bn1(self.conv1(x)))
 
     def prune_unread(self, keep: set[int]) -> None:

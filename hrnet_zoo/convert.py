@@ -29,6 +29,7 @@ import timm
 import torch
 from torch import Tensor
 
+from .integrity import DIGEST_KEY, tensors_digest
 from .specs import WIDTHS, get_spec
 from .weights import MANIFEST, WeightsRecord, get_record, parse_arch
 
@@ -376,6 +377,7 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
         'source_file': checkpoint.name,
         'hrnet_zoo_version': __version__,
     }
+    metadata[DIGEST_KEY] = tensors_digest(tensors, metadata)  # safetensors has no checksum of its own
 
     def write(folder: Path) -> None:
         from safetensors.torch import save_file

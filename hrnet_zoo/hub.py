@@ -18,6 +18,7 @@ import torch
 from huggingface_hub import HfApi
 
 from .convert import load_checkpoint
+from .integrity import verify_safetensors
 
 __all__ = ['PUBLISHED_FILES', 'PublishResult', 'publish', 'verify_published', 'check_folder', 'sha256_file']
 
@@ -63,6 +64,7 @@ def check_folder(folder: str | Path) -> torch.nn.Module:
         json.loads((folder / 'config.json').read_text())['architecture']
     except (json.JSONDecodeError, KeyError) as err:
         raise ValueError(f'{folder / "config.json"} is not a timm config with an "architecture": {err}') from None
+    verify_safetensors(folder / 'model.safetensors')  # structure, recorded digest, finite values
     tensors = load_checkpoint(folder / 'model.safetensors')
     model = timm.create_model(f'local-dir:{folder}', pretrained=True)  # timm's own loader, strict
     expected = model.state_dict()

@@ -10,6 +10,8 @@ their head. ``features_only=True`` goes through timm's ``FeatureGetterNet`` and 
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 
 from .backbone import HRNetBackbone
 from .heads import PyramidNeck, SegmentationHead, classifier, concat_branches
+from .integrity import SAFETENSORS_ONLY, checked_pretrained_filter, named_fetch_errors
 from .specs import get_spec
 from .weights import ARCHS, MANIFEST, parse_arch
 
@@ -265,15 +268,18 @@ def create_hrnet(arch: str, pretrained: bool = False, **kwargs) -> _HRNet:
     if record is not None and 'upsample_mode' not in kwargs:
         kwargs['upsample_mode'] = record.upsample_mode
         kwargs.setdefault('align_corners', record.align_corners)
-    return build_model_with_cfg(
-        MODEL_CLASSES[head],
-        arch,
-        pretrained,
-        width=width,
-        feature_cfg=dict(feature_cls='getter'),
-        pretrained_filter_fn=fill_untrained_head,
-        **kwargs,
-    )
+    # safetensors only: timm would otherwise fall back to pytorch_model.bin (a pickle) when the Hub fails to answer
+    kwargs['pretrained_cfg_overlay'] = {**SAFETENSORS_ONLY, **(kwargs.get('pretrained_cfg_overlay') or {})}
+    with named_fetch_errors(arch, pretrained, kwargs):  # Hub errors name the repo, the file and the revision
+        return build_model_with_cfg(
+            MODEL_CLASSES[head],
+            arch,
+            pretrained,
+            width=width,
+            feature_cfg=dict(feature_cls='getter'),
+            pretrained_filter_fn=partial(checked_pretrained_filter, cache_dir=kwargs.get('cache_dir')),
+            **kwargs,
+        )
 
 
 default_cfgs = generate_default_cfgs({name: record.pretrained_cfg() for name, record in MANIFEST.items()})

@@ -8,6 +8,7 @@ derived from these records (torchvision's ``Weights`` design).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -149,11 +150,17 @@ def arch_name(head: str, width: str) -> str:
     return f'hrnet{head}_{width}'
 
 
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    return f'did you mean {" or ".join(repr(c) for c in close)}? ' if close else ''
+
+
 def parse_arch(arch: str) -> tuple[str, str]:
     """``'hrnetv2p_w32'`` -> ``('v2p', 'w32')``; unknown names list the valid ones."""
     head, _, width = arch.removeprefix('hrnet').partition('_')
     if head not in HEADS or width not in WIDTHS:
-        raise ValueError(f'Unknown HRNet architecture {arch!r}; expected one of: {", ".join(ARCHS)}')
+        hint = _did_you_mean(arch, list(ARCHS))
+        raise ValueError(f'Unknown HRNet architecture {arch!r}; {hint}expected one of: {", ".join(ARCHS)}')
     return head, width
 
 
@@ -299,4 +306,5 @@ def get_record(name: str) -> WeightsRecord:
     arch = name.partition('.')[0]
     parse_arch(arch)
     tags = [r.tag for r in MANIFEST.values() if r.arch == arch]
-    raise ValueError(f'No pretrained weights {name!r}; {arch} has tags: {", ".join(tags)}')
+    close = _did_you_mean(name, [f'{arch}.{t}' for t in tags])
+    raise ValueError(f'No pretrained weights {name!r}; {close}{arch} has tags: {", ".join(tags)}')

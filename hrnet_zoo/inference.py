@@ -1,9 +1,9 @@
 """An inference fast path for the HRNet models: :func:`optimize_for_inference`.
 
-What it does, and why. Measured with ``hrnet-zoo bench --threads 1`` on the 2-core AVX-512/AMX machine while
-it was shared (``benchmarks/README.md``): batch 1 at 512x1024, the bf16 path takes 1.5-1.6x less CPU time than
-timm in bf16 (w18_small_v2, w18, w48); in fp32 the gain over timm channels_last ranged from 0.85x to 1.39x CPU time
-between runs (convolutions are ~97% of the fp32 time, so the fusions below can save little there):
+What it does, and why. Measured with ``hrnet-zoo bench`` on the 2-core AVX-512/AMX machine, quiet, batch 1 at
+512x1024 (``benchmarks/README.md``), against timm's ``hrnet_<w>`` features in the same precision and layout:
+fp32 channels_last 1.53x (w18), 1.25x (w18_small_v2), 0.93x (w48); bf16 1.43x, 1.41x, 1.19x. Convolutions
+are ~97% of the fp32 time, so the fusions below save most where the maps are thin (w18):
 
 1. eval mode, every BatchNorm folded into the convolution before it (torch's ``fuse_conv_bn_eval``), so
    no separate normalisation pass over each feature map;

@@ -7,7 +7,6 @@ is never printed. A publish is one commit, so an interrupted upload leaves the r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import torch
 from huggingface_hub import HfApi
 
 from .convert import load_checkpoint
-from .integrity import verify_safetensors
+from .integrity import sha256_file, verify_safetensors
 
 __all__ = ['PUBLISHED_FILES', 'PublishResult', 'publish', 'verify_published', 'check_folder', 'sha256_file']
 
@@ -32,14 +31,6 @@ class PublishResult:
     repo_id: str
     commit_id: str
     verified: bool
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fixed_input(model: torch.nn.Module) -> torch.Tensor:

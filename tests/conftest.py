@@ -12,8 +12,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+import torch
 from hub_fixtures import hf_home, hub, hub_repo_id, start_session_hub  # noqa: F401 (fixtures)
 
 _root = Path(tempfile.mkdtemp(prefix='hrnet_zoo_hub_'))
 atexit.register(shutil.rmtree, _root, ignore_errors=True)
 start_session_hub(_root)
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and does not stall when another process holds the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

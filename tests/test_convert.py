@@ -35,13 +35,7 @@ TOL = 1e-5
 SMALL = 'w18_small_v1'
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and does not stall when another process holds the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 class _StubCard:

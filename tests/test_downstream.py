@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,7 @@ ODD = (97, 129)  # Unet resizes its skips, so it takes any size
 DIVISIBLE = (64, 96)  # the other smp decoders insist on multiples of 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small CPU workloads run faster on one thread than fighting over shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')  # small CPU workloads: one thread beats fighting over cores
 
 
 # --- segmentation_models_pytorch -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ size hold memory flat.
 
 from __future__ import annotations
 
-import inspect
 import json
 import random
 import zipfile
@@ -18,24 +17,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import hrnet_zoo.weights
 from hrnet_zoo.cli import main as cli
 from hrnet_zoo.convert import convert_checkpoint
+
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 WIDTH = 'w18_small_v1'
 HEADS = ('v1', 'v2', 'v2p')
 CLASSES = {'v1': 17, 'v2': 19}
-# The lead applies this in hrnet_zoo/weights.py (see the closing note); until then the test that needs it xfails.
-SUGGESTS_CLOSEST = 'get_close_matches' in inspect.getsource(hrnet_zoo.weights)
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
@@ -199,7 +189,6 @@ def test_cli_unknown_model_names_list_the_valid_ones(capsys, tmp_path, model, li
     assert repr(model) in line and listed in line
 
 
-@pytest.mark.xfail(not SUGGESTS_CLOSEST, reason='needs the hrnet_zoo/weights.py diff (difflib)', strict=True)
 @pytest.mark.parametrize(
     'model, closest',
     [

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
-import inspect
 import json
 import logging
 import random
@@ -48,22 +47,11 @@ from hrnet_zoo.integrity import (
     verify_safetensors,
 )
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 PACKAGE = Path(hrnet_zoo.convert.__file__).parent
 NAME = 'hrnetv2_w18_small_v1.cityscapes'
 ARCH = 'hrnetv2_w18_small_v1'
-# The lead applies these (see the closing note); until then the tests that need them xfail.
-DIGEST_IN_CONVERT = 'tensors_digest' in inspect.getsource(hrnet_zoo.convert)
-SAFETENSORS_ONLY_APPLIED = 'SAFETENSORS_ONLY' in inspect.getsource(hrnet_zoo.models)
-FETCH_ERRORS_NAMED = 'named_fetch_errors' in inspect.getsource(hrnet_zoo.models)
-DIGEST_IN_TIMM_PATH = 'checked_pretrained_filter' in inspect.getsource(hrnet_zoo.models)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _rewrite(path: Path, tensors: dict, metadata: dict, digest: bool = True) -> Path:
@@ -328,7 +316,6 @@ def test_a_features_only_wrapper_is_not_an_hrnet(folder):
         check_pretrained_file(timm.create_model(ARCH, features_only=True), folder / 'model.safetensors')
 
 
-@pytest.mark.xfail(not DIGEST_IN_CONVERT, reason='needs the hrnet_zoo/convert.py diff (tensors_sha256)', strict=True)
 def test_convert_records_the_digest(tmp_path):
     torch.manual_seed(6)
     torch.save(timm.create_model(ARCH, num_classes=19).state_dict(), tmp_path / 'official.pth')
@@ -355,7 +342,7 @@ def test_timm_path_with_a_corrupted_cached_file(hub, hf_home, converted):
     blob.write_bytes(data[: len(data) // 2])
     with pytest.raises((SafetensorError, WeightsFetchError)) as raw:
         timm.create_model(f'hf-hub:{repo_id}', pretrained=True, cache_dir=hf_home)
-    cause = raw.value.__cause__ if FETCH_ERRORS_NAMED else raw.value
+    cause = raw.value.__cause__
     assert isinstance(cause, SafetensorError) and 'incomplete metadata, file not fully covered' in str(cause)
     kwargs = dict(pretrained_cfg=dict(hf_hub_id=repo_id, source='hf-hub'), cache_dir=hf_home)
     with pytest.raises(WeightsFetchError) as named, named_fetch_errors(ARCH, True, kwargs):
@@ -365,14 +352,10 @@ def test_timm_path_with_a_corrupted_cached_file(hub, hf_home, converted):
     assert 'delete it' in message and '\n' not in message
     assert [p for p in audit_cache(hf_home) if 'does not match its sha256 name' in p]
 
-    # One flipped bit in tensor data: timm alone loads it silently; the recorded digest refuses it.
+    # One flipped bit in tensor data: timm alone would load it silently; the recorded digest refuses it.
     blob.write_bytes(_flip(data, 8 * (len(data) - 1000)))
-    if DIGEST_IN_TIMM_PATH:
-        with pytest.raises(IntegrityError, match=f'{repo_id} are corrupt'):
-            timm.create_model(f'hf-hub:{repo_id}', pretrained=True, cache_dir=hf_home)
-    else:
-        silently = timm.create_model(f'hf-hub:{repo_id}', pretrained=True, cache_dir=hf_home).state_dict()
-        assert not all(torch.equal(silently[k], v) for k, v in published.items())
+    with pytest.raises(IntegrityError, match=f'{repo_id} are corrupt'):
+        timm.create_model(f'hf-hub:{repo_id}', pretrained=True, cache_dir=hf_home)
     model = timm.create_model(f'hf-hub:{repo_id}', pretrained=False, cache_dir=hf_home)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(IntegrityError, match=f'{repo_id} are corrupt: the cached .* does not match its recorded'):
@@ -484,9 +467,6 @@ def test_a_pickle_on_the_hub_never_runs(hub, hf_home, pickle_repo):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    not SAFETENSORS_ONLY_APPLIED, reason='needs the hrnet_zoo/models.py diff (SAFETENSORS_ONLY)', strict=True
-)
 def test_a_pickle_on_the_hub_is_not_even_downloaded(hub, hf_home, pickle_repo):
     repo_id, marker = pickle_repo
     with pytest.raises(Exception, match='model.safetensors'):  # noqa: B017

@@ -9,7 +9,6 @@ The client's backoff waits (1, 2, 4, 8, 8 s) are recorded instead of slept; the 
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -31,7 +30,6 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from safetensors.torch import load_file
 
-import hrnet_zoo.models
 from hrnet_zoo.convert import convert_checkpoint
 from hrnet_zoo.hub import publish
 from hrnet_zoo.integrity import (
@@ -43,19 +41,11 @@ from hrnet_zoo.integrity import (
     verify_safetensors,
 )
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARCH, TAG = 'hrnetv2_w18_small_v1', 'cityscapes'
 FILE = 'model.safetensors'
-# The lead applies these in hrnet_zoo/models.py (see the closing note); until then the tests that need them xfail.
-FETCH_ERRORS_NAMED = 'named_fetch_errors' in inspect.getsource(hrnet_zoo.models)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _convert(tmp: Path, seed: int) -> Path:
@@ -202,9 +192,6 @@ def test_fetch_fails_clearly_keeps_nothing_and_recovers(hub, hf_home, published,
     _assert_clean_then_refetch(hub, published, hf_home)
 
 
-@pytest.mark.xfail(
-    not FETCH_ERRORS_NAMED, reason='needs the hrnet_zoo/models.py diff (named_fetch_errors)', strict=True
-)
 def test_create_model_itself_names_repo_and_file(hub, hf_home, published, waits):
     hub.inject('drop', method='HEAD', path_contains=FILE)
     with pytest.raises(WeightsFetchError, match=published.repo_id):

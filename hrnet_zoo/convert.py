@@ -29,7 +29,7 @@ import timm
 import torch
 from torch import Tensor
 
-from .integrity import DIGEST_KEY, tensors_digest
+from .integrity import DIGEST_KEY, few, key_mismatch, tensors_digest
 from .specs import WIDTHS, get_spec
 from .weights import MANIFEST, WeightsRecord, get_record, parse_arch
 
@@ -65,12 +65,6 @@ _HEAD_NAMES = {'v1': 'final_layer (pose head)', 'v2': 'last_layer (segmentation 
 _HEAD_CLASSES_KEY = {'v1': 'final_layer.weight', 'v2': 'last_layer.3.weight'}  # out channels = num_classes
 _WIDTH_KEY = 'stage4.0.branches.0.0.conv1.weight'  # out channels = C, the width
 _FOLDER_FILES = {'model.safetensors', 'config.json', 'README.md'}
-_SHOW = 6  # how many names an error lists
-
-
-def _few(names: list[str]) -> str:
-    more = f', ... ({len(names) - _SHOW} more)' if len(names) > _SHOW else ''
-    return ', '.join(names[:_SHOW]) + more
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -114,7 +108,7 @@ def detect_layout(state_dict: Mapping[str, Tensor]) -> str:
     keys = list(state_dict)
     raise ValueError(
         f'not an HRNet checkpoint: none of {", ".join(_STEMS.values())} among its {len(keys)} keys '
-        f'(first keys: {_few(keys)})'
+        f'(first keys: {few(keys)})'
     )
 
 
@@ -129,7 +123,7 @@ def _unwrap(obj: object, source: str) -> dict[str, Tensor]:
         raise ValueError(f'{source}: expected a state_dict (names -> tensors), got {type(obj).__name__} {obj!r:.60}')
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
-        raise ValueError(f'{source}: not a state_dict: {len(bad)} entries are not named tensors ({_few(bad)})')
+        raise ValueError(f'{source}: not a state_dict: {len(bad)} entries are not named tensors ({few(bad)})')
     # DataParallel saves every key under `module.`
     return {k.removeprefix('module.'): v for k, v in obj.items()}
 
@@ -172,20 +166,9 @@ def _add_num_batches_tracked(sd: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def _check_keys(sd: Mapping[str, Tensor], expected: Mapping[str, torch.Size], model_name: str, layout: str) -> None:
     """The one place where a converted state_dict is compared with the model; every difference is listed."""
-    missing = sorted(expected.keys() - sd.keys())
-    unexpected = sorted(sd.keys() - expected.keys())
-    reshaped = [
-        f'{k} {list(sd[k].shape)} (model: {list(expected[k])})'
-        for k in sorted(expected.keys() & sd.keys())
-        if sd[k].shape != expected[k]
-    ]
-    if missing or unexpected or reshaped:
-        parts = [
-            f'{len(names)} {what}: {_few(names)}'
-            for what, names in (('missing', missing), ('unexpected', unexpected), ('with another shape', reshaped))
-            if names
-        ]
-        raise ValueError(f'the checkpoint ({layout} layout) does not fit {model_name}: ' + '; '.join(parts))
+    mismatch = key_mismatch({k: v.shape for k, v in sd.items()}, expected)
+    if mismatch:
+        raise ValueError(f'the checkpoint ({layout} layout) does not fit {model_name}: {mismatch}')
 
 
 def convert_state_dict(state_dict: Mapping[str, Tensor], model_name: str) -> dict[str, Tensor]:
@@ -314,7 +297,7 @@ def _replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
         other = sorted(p.name for p in out_dir.iterdir() if p.name not in _FOLDER_FILES)
         if other:  # guard against `--out ~`: only a previous conversion is replaced
             raise FileExistsError(
-                f'{out_dir} holds files other than a converted model ({_few(other)}); not replacing it'
+                f'{out_dir} holds files other than a converted model ({few(other)}); not replacing it'
             )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f'.{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}'

@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +71,7 @@ _FLOAT = frozenset({'F8_E5M2', 'F8_E4M3', 'F16', 'BF16', 'F32', 'F64'})
 _HEAD_PREFIXES = {'v1': 'final_layer.', 'v2': 'last_layer.', 'v2p': 'neck.'}
 _HEAD_NAMES = {'v1': 'pose head (final_layer)', 'v2': 'segmentation head (last_layer)', 'v2p': 'HRFPN neck (neck)'}
 _WIDTH_KEY = 'stage4.0.branches.0.0.conv1.weight'  # out channels = C
-_SHOW = 5
+_SHOW = 6  # how many names an error lists
 
 
 class IntegrityError(ValueError):
@@ -87,9 +87,27 @@ class WeightsFetchError(OSError):
         self.repo_id, self.path_in_repo, self.revision = repo_id, filename, revision
 
 
-def _few(names: list[str]) -> str:
+def few(names: list[str]) -> str:
+    """At most a handful of names, then how many more: error messages stay one readable line."""
     more = f', ... ({len(names) - _SHOW} more)' if len(names) > _SHOW else ''
     return ', '.join(names[:_SHOW]) + more
+
+
+def key_mismatch(shapes: Mapping[str, Sequence[int]], expected: Mapping[str, Sequence[int]]) -> str | None:
+    """What differs between tensors' shapes and a model's: missing, unexpected and reshaped keys (None: nothing)."""
+    missing = sorted(expected.keys() - shapes.keys())
+    unexpected = sorted(shapes.keys() - expected.keys())
+    reshaped = [
+        f'{k} {list(shapes[k])} (model: {list(expected[k])})'
+        for k in sorted(expected.keys() & shapes.keys())
+        if tuple(shapes[k]) != tuple(expected[k])
+    ]
+    parts = [
+        f'{len(names)} {kind}: {few(names)}'
+        for kind, names in (('missing', missing), ('unexpected', unexpected), ('with another shape', reshaped))
+        if names
+    ]
+    return '; '.join(parts) or None
 
 
 def sha256_file(path: str | Path) -> str:
@@ -239,7 +257,7 @@ def verify_safetensors(
             )
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise IntegrityError(f'{path}: {len(bad)} tensors hold NaN or Inf values: {_few(sorted(bad))}')
+        raise IntegrityError(f'{path}: {len(bad)} tensors hold NaN or Inf values: {few(sorted(bad))}')
     return tensors, header
 
 
@@ -290,20 +308,9 @@ def _compare(shapes: Mapping[str, tuple[int, ...]], model: torch.nn.Module, what
         return backbone_only
     own = model.state_dict()
     expected = {k: tuple(v.shape) for k, v in own.items() if not (backbone_only and k.startswith(prefix))}
-    missing = sorted(expected.keys() - shapes.keys())
-    unexpected = sorted(shapes.keys() - expected.keys())
-    reshaped = [
-        f'{k} {list(shapes[k])} (model: {list(expected[k])})'
-        for k in sorted(expected.keys() & shapes.keys())
-        if tuple(shapes[k]) != expected[k]
-    ]
-    if missing or unexpected or reshaped:
-        parts = [
-            f'{len(names)} {kind}: {_few(names)}'
-            for kind, names in (('missing', missing), ('unexpected', unexpected), ('with another shape', reshaped))
-            if names
-        ]
-        raise IntegrityError(f'{what} does not fit {arch}: ' + '; '.join(parts))
+    mismatch = key_mismatch(shapes, expected)
+    if mismatch:
+        raise IntegrityError(f'{what} does not fit {arch}: {mismatch}')
     return backbone_only
 
 
@@ -363,7 +370,7 @@ def check_pretrained_file(
     float_params = {k for k, v in model.state_dict().items() if v.is_floating_point()}
     kinds = [k for k, e in header.tensors.items() if (e.dtype in _FLOAT) != (k in float_params)]
     if kinds:
-        raise IntegrityError(f'{path}: {len(kinds)} tensors have a dtype of another kind than the model: {_few(kinds)}')
+        raise IntegrityError(f'{path}: {len(kinds)} tensors have a dtype of another kind than the model: {few(kinds)}')
     tensors, _ = verify_safetensors(path, expected_sha256=expected_sha256, require_digest=require_digest)
     if backbone_only:
         prefix = _HEAD_PREFIXES[parse_arch(arch)[0]]

@@ -90,6 +90,23 @@ def test_bf16_fast_path_close_to_fp32(name: str, kwargs: dict) -> None:
         assert _rel(a, b) < 2e-2
 
 
+def test_weights_packed_per_input_shape_stay_correct_for_every_shape(monkeypatch) -> None:
+    """Weights are packed for the first input shape seen; other shapes, and shapes past the cache's cap (plain
+    weights then), must give the eager answer too."""
+    model = _model('hrnetv2_' + WIDTH, features_only=True)
+    fast = optimize_for_inference(model)
+    monkeypatch.setattr(FusedConv, 'max_packed', 2)
+    convs = [m for m in fast.modules() if isinstance(m, FusedConv)]
+    sizes = [(64, 96), (97, 131), (64, 96), (40, 72)]
+    with torch.no_grad():
+        for size in sizes:
+            x = torch.randn(2, 3, *size)
+            for a, b in zip(fast(x), model(x)):
+                assert _rel(a, b) < 1e-4, size
+    assert all(len(c._packed) == 2 for c in convs)  # two shapes packed, the third ran on the plain weight
+    assert {s[-2:] for s in convs[0]._packed} == {(64, 96), (97, 131)}
+
+
 def test_callers_model_is_unchanged() -> None:
     model = _model('hrnetv2_' + WIDTH).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}

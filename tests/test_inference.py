@@ -11,11 +11,13 @@ import json
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 import hrnet_zoo  # noqa: F401  (registers the models)
 from hrnet_zoo.cli import main
 from hrnet_zoo.inference import FusedConv, optimize_for_inference
+from hrnet_zoo.winograd import Winograd3x3, suits
 
 WIDTH = 'w18_small_v1'  # the smallest width: every code path, seconds on 2 busy cores
 
@@ -96,7 +98,7 @@ def test_weights_packed_per_input_shape_stay_correct_for_every_shape(monkeypatch
     model = _model('hrnetv2_' + WIDTH, features_only=True)
     fast = optimize_for_inference(model)
     monkeypatch.setattr(FusedConv, 'max_packed', 2)
-    convs = [m for m in fast.modules() if isinstance(m, FusedConv)]
+    convs = [m for m in fast.modules() if isinstance(m, FusedConv) and m.winograd is None]  # Winograd packs none
     sizes = [(64, 96), (97, 131), (64, 96), (40, 72)]
     with torch.no_grad():
         for size in sizes:
@@ -105,6 +107,48 @@ def test_weights_packed_per_input_shape_stay_correct_for_every_shape(monkeypatch
                 assert _rel(a, b) < 1e-4, size
     assert all(len(c._packed) == 2 for c in convs)  # two shapes packed, the third ran on the plain weight
     assert {s[-2:] for s in convs[0]._packed} == {(64, 96), (97, 131)}
+
+
+def _nhwc(*shape: int) -> Tensor:
+    return torch.randn(*shape).contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('batch,size', [(1, (16, 32)), (2, (13, 22)), (1, (1, 5))], ids=['whole-tiles', 'odd', 'thin'])
+def test_winograd_matches_direct_convolution(batch: int, size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(96, 112, 3, padding=1)
+    x, residual = _nhwc(batch, 96, *size), _nhwc(batch, 112, *size)
+    wino = Winograd3x3(conv.weight, conv.bias)
+    with torch.no_grad():
+        ref = F.conv2d(x.contiguous(), conv.weight, conv.bias, padding=1)
+        plain, relu = wino(x), wino(x, relu=True)
+        added = wino(x, residual=residual, relu=True)
+        target = residual.clone()
+        inplace = wino(x, residual=target, relu=False, inplace=True)
+    assert plain.shape == ref.shape and plain.is_contiguous(memory_format=torch.channels_last)
+    assert _rel(plain, ref) < 1e-5
+    assert _rel(relu, ref.relu()) < 1e-5 and relu.min() >= 0
+    assert _rel(added, (ref + residual).relu()) < 1e-5
+    assert inplace.data_ptr() == target.data_ptr() and _rel(target, ref + residual) < 1e-5
+
+
+def test_winograd_only_where_it_measured_faster() -> None:
+    w = torch.randn(128, 128, 3, 3)
+    assert suits(w, [1, 1], [1, 1], [1, 1], 1)
+    assert not suits(w, [2, 2], [1, 1], [1, 1], 1)  # stride 2
+    assert not suits(w.bfloat16(), [1, 1], [1, 1], [1, 1], 1)  # bf16: transforms too lossy
+    assert not suits(torch.randn(48, 48, 3, 3), [1, 1], [1, 1], [1, 1], 1)  # thin maps: direct was faster
+    assert not suits(torch.randn(128, 128, 1, 1), [1, 1], [0, 0], [1, 1], 1)
+    model = _model('hrnetv2_' + WIDTH, features_only=True)  # its lowest branch has 128 channels
+
+    def count(m: nn.Module) -> int:
+        return sum(c.winograd is not None for c in m.modules() if isinstance(c, FusedConv))
+
+    assert count(optimize_for_inference(model)) > 0
+    assert count(optimize_for_inference(model, winograd=False)) == 0
+    assert count(optimize_for_inference(model, dtype=torch.bfloat16)) == 0
+    with pytest.raises(ValueError, match='channels_last'):
+        optimize_for_inference(model, channels_last=False, fuse_ops=True, winograd=True)
 
 
 def test_callers_model_is_unchanged() -> None:

@@ -194,7 +194,9 @@ class LiveBytes(TorchDispatchMode):
 
 
 def _ours_features(width: str) -> nn.Module:
-    return timm.create_model(f'hrnetv2_{width}', features_only=True).eval()
+    # nearest fuse upsampling, as timm's: a width whose default tag is a segmentation one would otherwise
+    # bring the official segmentation models' bilinear upsampling, which is more work
+    return timm.create_model(f'hrnetv2_{width}', features_only=True, upsample_mode='nearest').eval()
 
 
 TIMM_NAMES = {'w18_small_v1': 'hrnet_w18_small'}  # timm's name for the one width it spells differently
@@ -254,7 +256,7 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
             runs.append(('channels_last', 'ours', _cl(ours).to(dt), xd, {}))
             runs.append(('channels_last', 'ours_fast', optimize_for_inference(ours, dtype=dt), xd, {}))
             if args.compile:
-                # channels_last both; ours with BatchNorm folded first (what optimize_for_inference(compile=True) does)
+                # channels_last both; ours with BatchNorm folded first (optimize_for_inference(fuse_ops=False))
                 compiled = [('ours_fast', optimize_for_inference(ours, dtype=dt, fuse_ops=False))]
                 if peer is not None:
                     compiled.insert(0, ('timm', _cl(peer).to(dt)))

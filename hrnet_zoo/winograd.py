@@ -5,8 +5,9 @@ machine's fp32 matmul peak, so the only way to be faster is fewer multiplication
 computes each 4x4 output tile from a 6x6 input tile with 36 multiply-adds per channel pair instead of 144
 (4x fewer), at the cost of transforms that are linear in the map size. It wins where the channel count is high
 enough for the per-tile matrix products to dominate the transforms: measured per convolution at the HRNet-W48
-branch sizes for a 512x1024 input, 1.3x at 96 channels, 1.9x at 192, 2.2x at 384, but 0.8x at 48 and 0.9x at 36
-(so :data:`MIN_CHANNELS`). Its rounding differs from direct convolution by ~3e-6 relative per convolution
+branch sizes for a 512x1024 input, 1.3x at 96 channels, 1.9x at 192, 2.2x at 384, but 0.8x at 48; in the whole
+network the 64-channel layer1 convolutions got slower (49 -> 79 ms) and w18's 72/144-channel branches no faster,
+hence :data:`MIN_CHANNELS`. Its rounding differs from direct convolution by ~3e-6 relative per convolution
 (float64 weight transform, fp32 products), well inside the fast path's 1e-4 bound; it is not used for bf16,
 where the transforms' coefficients (up to 8) would cost too much of bf16's 8-bit mantissa.
 

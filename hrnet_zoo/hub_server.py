@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import re
+import signal
 import socket
 import socketserver
 import sys
@@ -555,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--token', help="require 'Authorization: Bearer TOKEN' on write calls")
     parser.add_argument('--verbose', action='store_true', help='log every request line to stderr')
     args = parser.parse_args(argv)
+    # a process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: install it, so SIGINT always stops the server
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     server = HubServer(args.root, args.host, args.port, args.token, verbose=args.verbose)
     try:  # from the start, so that Ctrl-C at any point stops cleanly
         server.start()

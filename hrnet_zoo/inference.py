@@ -95,7 +95,7 @@ class FusedConv(nn.Module):
         self.pack = pack
         self.channels_last = channels_last
         self.out_channels = conv.out_channels
-        # plain attributes, not parameters: an oneDNN tensor has no storage for state_dict or deepcopy
+        # plain attributes, not parameters: the packed oneDNN tensors have no storage for state_dict or deepcopy
         self.weight = conv.weight.detach().contiguous()
         self.bias = conv.bias.detach() if conv.bias is not None else None
         self._packed: dict[tuple[int, ...], Tensor] = {}
@@ -353,7 +353,7 @@ def optimize_for_inference(
         channels_last: NHWC weights and activations (outputs come back NHWC-strided; values are unchanged).
         fuse_ops: run convolutions as fused oneDNN primitives (default: when on CPU with oneDNN and
             channels_last, in fp32 or bf16). With False, only BatchNorm folding, dtype and layout apply.
-        winograd: compute the fp32 3x3 stride-1 convolutions with at least 64 input and output channels by
+        winograd: compute the fp32 3x3 stride-1 convolutions with at least 96 input and output channels by
             Winograd F(4x4, 3x3) (:mod:`hrnet_zoo.winograd`; default: with ``fuse_ops`` in fp32). Fewer
             multiplications, different rounding (~3e-6 relative per convolution).
         inplace: optimise ``model`` itself instead of a deep copy.

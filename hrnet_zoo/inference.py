@@ -200,12 +200,18 @@ def _fuse_conv_seq(seq: nn.Module, **kw) -> FusedConv:
 
 
 def _upsample_add_(acc: Tensor, small: Tensor, mode: str, align_corners: bool | None) -> Tensor:
-    """``acc += resize(small, acc's size)``, without materialising the resized map for exact nearest 2^k."""
+    """``acc += resize(small, acc's size)``, without materialising the resized map for exact nearest 2^k.
+
+    The broadcast add only pays in fp32 with 32+ channels: measured per call, bf16 broadcast adds ran 4x slower
+    than upsampling then adding (2.2 ms against 0.5 ms at 48x128x256), and fp32 ones with 18 channels 1.3x slower.
+    """
     h, w = acc.shape[-2:]
     sh, sw = small.shape[-2:]
     s = h // sh
     if (
         mode == 'nearest'
+        and acc.dtype == torch.float32
+        and acc.shape[1] >= 32
         and h == sh * s
         and w == sw * s
         and w // sw == s

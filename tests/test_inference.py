@@ -200,5 +200,8 @@ def test_bench_quick_writes_json(tmp_path) -> None:
         assert r['median_ms'] > 0 and len(r['times_ms']) == 2
         if r['group'].startswith('b1') and r['name'] != 'timm':
             assert r['speedup_vs_timm'] > 0
+            timm_times = next(t['times_ms'] for t in rows if t['group'] == r['group'] and t['name'] == 'timm')
+            per_round = sorted(a / b for a, b in zip(timm_times, r['times_ms']))
+            assert r['paired_speedup_vs_timm'] == pytest.approx((per_round[0] + per_round[1]) / 2, rel=1e-2)
         if r['group'] == 'train':
             assert r['peak_mib'] > 0

@@ -151,6 +151,38 @@ def test_winograd_only_where_it_measured_faster() -> None:
         optimize_for_inference(model, channels_last=False, fuse_ops=True, winograd=True)
 
 
+@pytest.mark.parametrize('name,kwargs', [CASES[1], CASES[3]], ids=['v2', 'features'])
+def test_reused_layer1_buffer_never_leaks_into_outputs_or_threads(name: str, kwargs: dict) -> None:
+    """layer1's map lives in one buffer per thread from call to call: an earlier call's outputs must not change,
+    and threads running at once must each get their own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = _model(name, **kwargs)
+    fast = optimize_for_inference(model)
+    assert (
+        fast.layer1[0].downsample.reuse_output
+        if hasattr(fast, 'layer1')
+        else fast.model.layer1[0].downsample.reuse_output
+    )
+    xs = [torch.randn(1, 3, 64, 96) for _ in range(4)]
+    with torch.no_grad():
+        refs = [_outputs(model(x)) for x in xs]
+        first = _outputs(fast(xs[0]))
+        kept = [t.clone() for t in first]
+        with torch.inference_mode():
+            _outputs(fast(xs[1]))  # the buffer, made under no_grad, is reused under inference_mode too
+        assert all(torch.equal(a, b) for a, b in zip(first, kept)), 'a later call changed an earlier output'
+
+    def run(x: Tensor) -> list[Tensor]:
+        with torch.no_grad():
+            return [t.clone() for _ in range(3) for t in _outputs(fast(x))][-len(kept) :]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, xs[2:]))
+    for out, ref in zip(results, refs[2:]):
+        assert all(_rel(a, b) < 1e-4 for a, b in zip(out, ref))
+
+
 def test_callers_model_is_unchanged() -> None:
     model = _model('hrnetv2_' + WIDTH).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -2,7 +2,7 @@
 
 What it does, and why. Measured with ``hrnet-zoo bench`` on the 2-core AVX-512/AMX machine, quiet, batch 1 at
 512x1024 (``benchmarks/README.md``), against timm's ``hrnet_<w>`` features in the same precision and layout:
-fp32 channels_last 1.52x (w18_small_v2), 1.52x (w18), 1.61x (w48); bf16 1.50x, 1.47x, 1.25x. oneDNN's direct
+fp32 channels_last 1.62x (w18_small_v2), 1.48x (w18), 1.51x (w48); bf16 2.15x, 2.04x, 1.53x. oneDNN's direct
 fp32 convolutions already run near the machine's matmul peak, so beyond removing every pass that is not a
 convolution the only fp32 gain left is fewer multiplications (5):
 
@@ -14,9 +14,9 @@ convolution the only fp32 gain left is fewer multiplications (5):
    epilogue fused: conv + bias + ReLU, and conv + bias + residual add (+ ReLU) for the second convolution
    of every residual block and for the stride-2 fuse paths of the exchange units (the ops that
    ``torch.compile``'s freezing pass emits). Weights are packed into oneDNN's blocked layout once per
-   input shape instead of on every call. Nearest 2^k upsampling in the exchange units is folded into the add (a
-   broadcast add into the accumulator) whenever the sizes divide exactly, instead of materialising the
-   upsampled map;
+   input shape instead of on every call. In fp32, nearest 2^k upsampling in the exchange units is folded into
+   the add (a broadcast add into the accumulator) whenever the sizes divide exactly, instead of materialising
+   the upsampled map; layer1's running map reuses one buffer per thread instead of a fresh 33 MB one;
 4. optionally bf16 weights (``dtype=torch.bfloat16``; the model then expects bf16 input), which runs on
    AMX tiles where the CPU has them;
 5. in fp32, the 3x3 stride-1 convolutions with at least 96 channels in and out by Winograd F(4x4, 3x3)

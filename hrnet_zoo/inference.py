@@ -14,9 +14,10 @@ convolution the only fp32 gain left is fewer multiplications (5):
    epilogue fused: conv + bias + ReLU, and conv + bias + residual add (+ ReLU) for the second convolution
    of every residual block and for the stride-2 fuse paths of the exchange units (the ops that
    ``torch.compile``'s freezing pass emits). Weights are packed into oneDNN's blocked layout once per
-   input shape instead of on every call. In fp32, nearest 2^k upsampling in the exchange units is folded into
-   the add (a broadcast add into the accumulator) whenever the sizes divide exactly, instead of materialising
-   the upsampled map; layer1's running map reuses one buffer per thread instead of a fresh 33 MB one;
+   input shape instead of on every call. In the exchange units, nearest upsampled paths by powers of 2 are summed
+   from the lowest resolution up, so each row resizes one map to its size however many branches feed it (in
+   fp32 with 32+ channels as a broadcast add, without materialising the resized map); layer1's running map
+   reuses one buffer per thread instead of a fresh 33 MB one;
 4. optionally bf16 weights (``dtype=torch.bfloat16``; the model then expects bf16 input), which runs on
    AMX tiles where the CPU has them;
 5. in fp32, the 3x3 stride-1 convolutions with at least 96 channels in and out by Winograd F(4x4, 3x3)
@@ -223,89 +224,132 @@ def _fuse_conv_seq(seq: nn.Module, **kw) -> FusedConv:
     return FusedConv(layers[0], relu=len(layers) == 2, **kw)
 
 
-def _upsample_add_(acc: Tensor, small: Tensor, mode: str, align_corners: bool | None) -> Tensor:
-    """``acc += resize(small, acc's size)``, without materialising the resized map for exact nearest 2^k.
+def _nhwc_blocks(t: Tensor, sh: int, sw: int) -> Tensor:
+    """An NHWC (channels_last) map viewed as (N, sh, H/sh, sw, W/sw, C): nearest upsampling into it by (H/sh, W/sw)
+    is a broadcast over the block axes."""
+    n, c, h, w = t.shape
+    return t.permute(0, 2, 3, 1).view(n, sh, h // sh, sw, w // sw, c)
 
-    The broadcast add only pays in fp32 with 32+ channels: measured per call, bf16 broadcast adds ran 4x slower
-    than upsampling then adding (2.2 ms against 0.5 ms at 48x128x256), and fp32 ones with 18 channels 1.3x slower.
+
+def _broadcast_ok(big: Tensor, small: Tensor, mode: str) -> bool:
+    """Whether ``big + nearest(small)`` can be a broadcast add, and measured faster than upsample-then-add.
+
+    It only pays in fp32 with 32+ channels: measured per call, bf16 broadcast adds ran 4x slower than upsampling
+    then adding (2.2 ms against 0.5 ms at 48x128x256), and fp32 ones with 18 channels 1.3x slower.
     """
-    h, w = acc.shape[-2:]
-    sh, sw = small.shape[-2:]
-    s = h // sh
-    if (
+    (h, w), (sh, sw) = big.shape[-2:], small.shape[-2:]
+    return (
         mode == 'nearest'
-        and acc.dtype == torch.float32
-        and acc.shape[1] >= 32
-        and h == sh * s
-        and w == sw * s
-        and w // sw == s
-        and acc.is_contiguous(memory_format=torch.channels_last)
+        and big.dtype == torch.float32
+        and big.shape[1] >= 32
+        and h % sh == 0
+        and w % sw == 0
+        and big.is_contiguous(memory_format=torch.channels_last)
         and small.is_contiguous(memory_format=torch.channels_last)
-    ):
-        # NHWC memory viewed as (N, sh, s, sw, s, C): nearest upsampling by s is a broadcast over the s axes
-        n, c = acc.shape[:2]
-        big = acc.permute(0, 2, 3, 1).view(n, sh, s, sw, s, c)
-        big.add_(small.permute(0, 2, 3, 1).unsqueeze(2).unsqueeze(4))
-        return acc
-    return acc.add_(F.interpolate(small, size=[h, w], mode=mode, align_corners=align_corners))
+    )
+
+
+def _upsample_add(base: Tensor, small: Tensor, mode: str, align_corners: bool | None, relu: bool = False) -> Tensor:
+    """A fresh ``base + resize(small, base's size)`` (then ReLU), never writing into ``base``."""
+    if _broadcast_ok(base, small, mode):
+        out = torch.empty_like(base, memory_format=torch.channels_last)
+        sh, sw = small.shape[-2:]
+        # (N, sh, 1, sw, 1, C) against (N, sh, H/sh, sw, W/sw, C): each small pixel meets its whole block
+        torch.add(_nhwc_blocks(base, sh, sw), small.permute(0, 2, 3, 1).unsqueeze(2).unsqueeze(4),
+                  out=_nhwc_blocks(out, sh, sw))  # fmt: skip
+        return out.relu_() if relu else out
+    out = F.interpolate(small, size=list(base.shape[-2:]), mode=mode, align_corners=align_corners)
+    if relu and out.dtype == torch.float32:
+        return torch.ops.aten._add_relu_(out, base)  # one pass instead of two; ATen has it for fp32, not bf16
+    out.add_(base)
+    return out.relu_() if relu else out
+
+
+def _chains_exactly(sizes: list[tuple[int, int]]) -> bool:
+    """Whether nearest resizes through ``sizes`` (ascending) compose exactly: every step a power-of-2 factor, so
+    the source index floor(i * in / out) is exact in floating point and floor(floor(i / a) / b) = floor(i / ab)."""
+
+    def pow2(a: int, b: int) -> bool:
+        return a % b == 0 and (a // b) & (a // b - 1) == 0
+
+    return all(pow2(h, sh) and pow2(w, sw) for (sh, sw), (h, w) in zip(sizes, sizes[1:]))
 
 
 class FusedExchangeUnit(nn.Module):
-    """An ExchangeUnit whose fuse rows accumulate in place: the first stride-2 path writes conv + branch into a
-    fresh tensor, the other paths add into it, and the last add carries the ReLU when it is a convolution."""
+    """An ExchangeUnit whose fuse rows are computed with fewer passes over the large maps.
+
+    Row ``i`` is ``relu(x_i + sum_j up(conv_j(x_j)) + sum_j down_j(x_j))``. With nearest upsampling by powers of 2,
+    the upsampled terms are summed from the lowest resolution up (``up(a) + up(b) = up(up(a') + b)``, exact for
+    nearest), so only one map is resized to row ``i``'s size however many branches feed it: each partial sum is
+    added into the next branch's 1x1 convolution by oneDNN. The stride-2 paths then add into that fresh
+    accumulator, the last one with the ReLU fused.
+    """
 
     def __init__(self, unit: ExchangeUnit, **kw) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
             [nn.Sequential(*[_fuse_block(b, **kw) for b in branch]) for branch in unit.branches]
         )
-        self.rows: list[list[tuple[str, int, nn.Module]]] = []
+        self.ups: list[list[tuple[int, FusedConv]]] = []  # per row: (source branch, 1x1 conv), lowest res first
+        self.downs: list[list[tuple[int, nn.ModuleList]]] = []  # per row: (source branch, stride-2 steps)
         mods = nn.ModuleList()
         for row in unit.fuse_layers:
-            ops: list[tuple[str, int, nn.Module]] = []
+            ups, downs = [], []
             for j, fuse in enumerate(row):
                 if isinstance(fuse, FuseIdentity):
                     continue
                 if isinstance(fuse, FuseUp):
                     conv = FusedConv(next(m for m in fuse if isinstance(m, nn.Conv2d)), **kw)
                     conv.upsample_mode, conv.align_corners = fuse.upsample_mode, fuse.align_corners
-                    ops.append(('up', j, conv))
+                    ups.append((j, conv))
                     mods.append(conv)
                 elif isinstance(fuse, FuseDown):
                     steps = nn.ModuleList([_fuse_conv_seq(step, **kw) for step in fuse])
-                    ops.append(('down', j, steps))
+                    downs.append((j, steps))
                     mods.append(steps)
                 else:
                     raise TypeError(f'unknown fuse path {type(fuse).__name__}')
-            # the stride-2 paths first: the first one allocates the accumulator, the last one can fuse the ReLU
-            ops.sort(key=lambda op: op[0] != 'down')
-            self.rows.append(ops)
+            self.ups.append(sorted(ups, key=lambda up: -up[0]))
+            self.downs.append(downs)
         self.fuse_mods = mods
         self.fused_rows = [len(row) > 0 for row in unit.fuse_layers]
 
-    def _row(self, i: int, xs: list[Tensor], ops: list[tuple[str, int, nn.Module]]) -> Tensor:
-        acc = xs[i]
-        fresh = False  # never write into a branch output: other rows still read it
-        last_relu_done = False
-        for k, (kind, j, mod) in enumerate(ops):
-            if kind == 'down':
-                y = xs[j]
-                for step in mod[:-1]:
-                    y = step(y)
-                last = k == len(ops) - 1
-                acc = mod[-1].add(y, acc, relu=last, inplace=fresh)
-                last_relu_done = last
-            else:
-                small = mod(xs[j])
-                if not fresh:
-                    acc = acc.clone(memory_format=torch.channels_last)
-                acc = _upsample_add_(acc, small, mod.upsample_mode, mod.align_corners)
+    def _sum_ups(self, i: int, xs: list[Tensor], relu: bool) -> Tensor:
+        """A fresh ``x_i + sum of the upsampled paths`` (then ReLU)."""
+        ups = self.ups[i]
+        nearest = all(conv.upsample_mode == 'nearest' for _, conv in ups)
+        if nearest and _chains_exactly([tuple(xs[j].shape[-2:]) for j, _ in ups] + [tuple(xs[i].shape[-2:])]):
+            partial = None
+            for j, conv in ups:
+                if partial is None:
+                    partial = conv(xs[j])
+                else:  # conv_j(x_j) + up(partial), written into the fresh upsampled map
+                    partial = conv.add(xs[j], F.interpolate(partial, size=list(xs[j].shape[-2:])), relu=False,
+                                       inplace=True)  # fmt: skip
+            return _upsample_add(xs[i], partial, 'nearest', None, relu=relu)
+        acc = None
+        for k, (j, conv) in enumerate(ups):
+            last = relu and k == len(ups) - 1
+            acc = _upsample_add(xs[i] if acc is None else acc, conv(xs[j]), conv.upsample_mode, conv.align_corners,
+                                relu=last)  # fmt: skip
+        return acc
+
+    def _row(self, i: int, xs: list[Tensor]) -> Tensor:
+        downs = self.downs[i]
+        acc, fresh = xs[i], False  # never write into a branch output: other rows still read it
+        if self.ups[i]:
+            acc, fresh = self._sum_ups(i, xs, relu=not downs), True
+        for k, (j, steps) in enumerate(downs):
+            y = xs[j]
+            for step in steps[:-1]:
+                y = step(y)
+            acc = steps[-1].add(y, acc, relu=k == len(downs) - 1, inplace=fresh)
             fresh = True
-        return acc if last_relu_done else acc.relu_()
+        return acc
 
     def forward(self, x: list[Tensor]) -> list[Tensor]:
         xs = [branch(x[i]) for i, branch in enumerate(self.branches)]
-        return [self._row(i, xs, ops) if self.fused_rows[i] else xs[i] for i, ops in enumerate(self.rows)]
+        return [self._row(i, xs) if self.fused_rows[i] else xs[i] for i in range(len(self.ups))]
 
 
 def _fuse_block(block: nn.Module, **kw) -> nn.Module:

@@ -17,6 +17,7 @@ The transform matrices are the standard ones for interpolation points 0, +-1, +-
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ['Winograd3x3', 'MIN_CHANNELS', 'suits']
@@ -70,6 +71,8 @@ class Winograd3x3:
     channels_last too.
     """
 
+    max_cached = 8  # input sizes whose tiled bias is kept
+
     def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
         f64 = dict(dtype=torch.float64)
         bt, g, at = torch.tensor(_BT, **f64), torch.tensor(_G, **f64), torch.tensor(_AT, **f64)
@@ -80,6 +83,15 @@ class Winograd3x3:
         self.output_transform = torch.kron(at, at).to(weight.dtype)  # (16, 36): A^T m A
         out_channels = weight.shape[0]
         self.bias = bias.detach() if bias is not None else weight.new_zeros(out_channels)
+        self._tiled_bias: dict[int, Tensor] = {}  # the bias repeated per tile, by tile count (measured ~15% of a call)
+
+    def _bias_for(self, tiles: int) -> Tensor:
+        bias = self._tiled_bias.get(tiles)
+        if bias is None:
+            bias = self.bias.repeat(tiles)
+            if len(self._tiled_bias) < self.max_cached:
+                self._tiled_bias[tiles] = bias
+        return bias
 
     def __call__(self, x: Tensor, residual: Tensor | None = None, relu: bool = False, inplace: bool = False) -> Tensor:
         """``conv(x) (+ residual) (then ReLU)``; with ``inplace`` the result is written into ``residual``."""
@@ -89,19 +101,14 @@ class Winograd3x3:
         tiles = n * th * tw
         # zero-padded NHWC copy: 1 pixel of conv padding on top/left, enough on bottom/right for whole tiles
         hp, wp = th * m + 2, tw * m + 2
-        padded = x.new_empty(n, hp, wp, c)
-        padded[:, :1].zero_()
-        padded[:, h + 1 :].zero_()
-        padded[:, 1 : h + 1, :1].zero_()
-        padded[:, 1 : h + 1, w + 1 :].zero_()
-        padded[:, 1 : h + 1, 1 : w + 1] = x.permute(0, 2, 3, 1)
+        padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, wp - w - 1, 1, hp - h - 1))
         # every overlapping 6x6 tile, gathered as (36, tiles * c): a strided view, then one copy
         view = padded.as_strided((a, a, n, th, tw, c), (wp * c, c, hp * wp * c, m * wp * c, m * c, 1))
         d = view.reshape(a * a, tiles * c)
         v = torch.mm(self.input_transform, d).view(a * a, tiles, c)
         prod = torch.bmm(v, self.u)  # (36, tiles, out): the 36 independent channel products
         k = prod.shape[-1]
-        y = torch.addmm(self.bias.repeat(tiles), self.output_transform, prod.view(a * a, tiles * k))
+        y = torch.addmm(self._bias_for(tiles), self.output_transform, prod.view(a * a, tiles * k))
         y = y.view(m, m, n, th, tw, k).permute(2, 3, 0, 4, 1, 5)  # (n, th, 4, tw, 4, k)
         if (h, w) != (th * m, tw * m):  # partial tiles: assemble whole tiles, then crop
             y = y.reshape(n, th * m, tw * m, k)[:, :h, :w]

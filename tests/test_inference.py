@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 import hrnet_zoo  # noqa: F401  (registers the models)
 from hrnet_zoo.cli import main
-from hrnet_zoo.inference import FusedConv, optimize_for_inference
+from hrnet_zoo.inference import FusedConv, _chains_exactly, optimize_for_inference
 from hrnet_zoo.winograd import Winograd3x3, suits
 
 WIDTH = 'w18_small_v1'  # the smallest width: every code path, seconds on 2 busy cores
@@ -81,9 +81,10 @@ def _check_fp32(name: str, kwargs: dict, size: tuple[int, int], fuse_ops: bool) 
 
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason='no bf16 convolution on this CPU')
 @pytest.mark.parametrize('name,kwargs', CASES[:4], ids=[n + ('-features' if k else '') for n, k in CASES[:4]])
-def test_bf16_fast_path_close_to_fp32(name: str, kwargs: dict) -> None:
+@pytest.mark.parametrize('size', [(97, 131), (64, 128)], ids=['odd', 'exact'])  # exact: the chained upsampling
+def test_bf16_fast_path_close_to_fp32(name: str, kwargs: dict, size: tuple[int, int]) -> None:
     model = _model(name, **kwargs)
-    x = torch.randn(1, 3, 97, 131)
+    x = torch.randn(1, 3, *size)
     fast = optimize_for_inference(model, dtype=torch.bfloat16)
     with torch.no_grad():
         ref, out = _outputs(model(x)), _outputs(fast(x.bfloat16()))
@@ -130,6 +131,62 @@ def test_winograd_matches_direct_convolution(batch: int, size: tuple[int, int]) 
     assert _rel(relu, ref.relu()) < 1e-5 and relu.min() >= 0
     assert _rel(added, (ref + residual).relu()) < 1e-5
     assert inplace.data_ptr() == target.data_ptr() and _rel(target, ref + residual) < 1e-5
+
+
+def test_winograd_tiled_bias_follows_the_input_size(monkeypatch) -> None:
+    """The bias repeated per tile is cached by tile count (capped): every size, cached or past the cap, must
+    still give the direct convolution's answer."""
+    monkeypatch.setattr(Winograd3x3, 'max_cached', 1)
+    torch.manual_seed(0)
+    conv = nn.Conv2d(96, 96, 3, padding=1)
+    wino = Winograd3x3(conv.weight, conv.bias)
+    with torch.no_grad():
+        for size in [(8, 8), (12, 20), (8, 8), (12, 20)]:
+            x = _nhwc(1, 96, *size)
+            assert _rel(wino(x), F.conv2d(x.contiguous(), conv.weight, conv.bias, padding=1)) < 1e-5, size
+    assert list(wino._tiled_bias) == [4]  # (8, 8) is 2x2 tiles: cached; (12, 20) is 3x5: past the cap
+
+
+def test_nearest_resizes_chain_only_by_powers_of_two() -> None:
+    assert _chains_exactly([(2, 4), (4, 8), (8, 16), (16, 32)])
+    assert _chains_exactly([(2, 4), (8, 16)])  # 4x in one step
+    assert _chains_exactly([(3, 5), (6, 10), (12, 20)])  # odd sizes, exact doublings
+    assert not _chains_exactly([(2, 4), (6, 12)])  # 3x: its scale 1/3 is inexact in floating point
+    assert not _chains_exactly([(25, 33), (49, 66)])  # not a multiple
+    assert not _chains_exactly([(4, 8), (8, 24)])  # 3x in width
+
+
+@pytest.mark.parametrize(
+    'mode,size,chained',
+    [('nearest', (64, 128), True), ('nearest', (97, 131), False), ('bilinear', (64, 128), False)],
+    ids=['nearest-exact', 'nearest-odd', 'bilinear'],
+)
+def test_upsampled_paths_resize_once_per_row_when_nearest_chains(monkeypatch, mode, size, chained) -> None:
+    """With nearest resizes by powers of 2, a row's upsampled paths are summed from the lowest resolution up and
+    only that sum is resized to the row's size: one full-size resize-and-add per row instead of one per path.
+    Outputs must match eager either way."""
+    import hrnet_zoo.inference as inference
+
+    # 4 branches in the last stage: its rows take 3, 2, 1 and 0 upsampled paths
+    model = _model('hrnetv2_' + WIDTH, features_only=True, upsample_mode=mode)
+    fast = optimize_for_inference(model)
+    calls = []
+    real = inference._upsample_add
+
+    def counting(base: Tensor, small: Tensor, *args, **kwargs) -> Tensor:
+        calls.append(tuple(base.shape[-2:]))
+        return real(base, small, *args, **kwargs)
+
+    monkeypatch.setattr(inference, '_upsample_add', counting)
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        for a, b in zip(fast(x), model(x)):
+            assert _rel(a, b) < 1e-4
+    units = [m for m in fast.modules() if isinstance(m, inference.FusedExchangeUnit)]
+    rows_with_ups = sum(bool(ups) for u in units for ups in u.ups)
+    paths = sum(len(ups) for u in units for ups in u.ups)
+    assert paths > rows_with_ups  # some row sums several paths, so the two counts tell the code paths apart
+    assert len(calls) == (rows_with_ups if chained else paths)
 
 
 def test_winograd_only_where_it_measured_faster() -> None:

@@ -249,19 +249,22 @@ def _broadcast_ok(big: Tensor, small: Tensor, mode: str) -> bool:
     )
 
 
-def _upsample_add(base: Tensor, small: Tensor, mode: str, align_corners: bool | None, relu: bool = False) -> Tensor:
-    """A fresh ``base + resize(small, base's size)`` (then ReLU), never writing into ``base``."""
+def _upsample_add(
+    base: Tensor, small: Tensor, mode: str, align_corners: bool | None, relu: bool = False, inplace: bool = False
+) -> Tensor:
+    """``base + resize(small, base's size)`` (then ReLU): a fresh tensor, or ``base`` itself when ``inplace``."""
     if _broadcast_ok(base, small, mode):
-        out = torch.empty_like(base, memory_format=torch.channels_last)
+        out = base if inplace else torch.empty_like(base, memory_format=torch.channels_last)
         sh, sw = small.shape[-2:]
         # (N, sh, 1, sw, 1, C) against (N, sh, H/sh, sw, W/sw, C): each small pixel meets its whole block
         torch.add(_nhwc_blocks(base, sh, sw), small.permute(0, 2, 3, 1).unsqueeze(2).unsqueeze(4),
                   out=_nhwc_blocks(out, sh, sw))  # fmt: skip
         return out.relu_() if relu else out
-    out = F.interpolate(small, size=list(base.shape[-2:]), mode=mode, align_corners=align_corners)
+    resized = F.interpolate(small, size=list(base.shape[-2:]), mode=mode, align_corners=align_corners)
+    out, other = (base, resized) if inplace else (resized, base)
     if relu and out.dtype == torch.float32:
-        return torch.ops.aten._add_relu_(out, base)  # one pass instead of two; ATen has it for fp32, not bf16
-    out.add_(base)
+        return torch.ops.aten._add_relu_(out, other)  # one pass instead of two; ATen has it for fp32, not bf16
+    out.add_(other)
     return out.relu_() if relu else out
 
 
@@ -291,7 +294,8 @@ class FusedExchangeUnit(nn.Module):
             [nn.Sequential(*[_fuse_block(b, **kw) for b in branch]) for branch in unit.branches]
         )
         self.ups: list[list[tuple[int, FusedConv]]] = []  # per row: (source branch, 1x1 conv), lowest res first
-        self.downs: list[list[tuple[int, nn.ModuleList]]] = []  # per row: (source branch, stride-2 steps)
+        # per row: (source branch, stride-2 steps); a tuple, as slicing a ModuleList builds a new module per call
+        self.downs: list[list[tuple[int, tuple[FusedConv, ...]]]] = []
         mods = nn.ModuleList()
         for row in unit.fuse_layers:
             ups, downs = [], []
@@ -305,7 +309,7 @@ class FusedExchangeUnit(nn.Module):
                     mods.append(conv)
                 elif isinstance(fuse, FuseDown):
                     steps = nn.ModuleList([_fuse_conv_seq(step, **kw) for step in fuse])
-                    downs.append((j, steps))
+                    downs.append((j, tuple(steps)))
                     mods.append(steps)
                 else:
                     raise TypeError(f'unknown fuse path {type(fuse).__name__}')
@@ -327,11 +331,10 @@ class FusedExchangeUnit(nn.Module):
                     partial = conv.add(xs[j], F.interpolate(partial, size=list(xs[j].shape[-2:])), relu=False,
                                        inplace=True)  # fmt: skip
             return _upsample_add(xs[i], partial, 'nearest', None, relu=relu)
-        acc = None
-        for k, (j, conv) in enumerate(ups):
+        acc = xs[i]
+        for k, (j, conv) in enumerate(ups):  # one path at a time: a fresh sum first, then added in place
             last = relu and k == len(ups) - 1
-            acc = _upsample_add(xs[i] if acc is None else acc, conv(xs[j]), conv.upsample_mode, conv.align_corners,
-                                relu=last)  # fmt: skip
+            acc = _upsample_add(acc, conv(xs[j]), conv.upsample_mode, conv.align_corners, relu=last, inplace=k > 0)
         return acc
 
     def _row(self, i: int, xs: list[Tensor]) -> Tensor:

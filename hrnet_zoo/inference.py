@@ -2,7 +2,7 @@
 
 What it does, and why. Measured with ``hrnet-zoo bench`` on the 2-core AVX-512/AMX machine, quiet, batch 1 at
 512x1024 (``benchmarks/README.md``), against timm's ``hrnet_<w>`` features in the same precision and layout:
-fp32 channels_last 1.62x (w18_small_v2), 1.48x (w18), 1.51x (w48); bf16 2.15x, 2.04x, 1.53x. oneDNN's direct
+fp32 channels_last 1.61x (w18_small_v2), 1.59x (w18), 1.47x (w48); bf16 2.36x, 2.06x, 1.61x. oneDNN's direct
 fp32 convolutions already run near the machine's matmul peak, so beyond removing every pass that is not a
 convolution the only fp32 gain left is fewer multiplications (5):
 

@@ -189,6 +189,27 @@ def test_upsampled_paths_resize_once_per_row_when_nearest_chains(monkeypatch, mo
     assert len(calls) == (rows_with_ups if chained else paths)
 
 
+def test_exchange_unit_rows_match_eager_for_one_and_two_branches() -> None:
+    """The fused unit alone against the eager one: one branch (a row of its identity alone, whose ReLU the fused
+    unit skips as the block output is already ReLU'd) and two branches (an upsampled and a stride-2 path)."""
+    import copy
+
+    import hrnet_zoo.inference as inference
+    from hrnet_zoo.backbone import ExchangeUnit
+    from hrnet_zoo.specs import StageSpec
+
+    torch.manual_seed(0)
+    for chs in [(8,), (8, 16)]:
+        unit = ExchangeUnit(chs, StageSpec(1, (1,) * len(chs), chs)).eval()
+        folded = copy.deepcopy(unit)
+        inference.fold_batchnorm(folded)
+        fused = inference.FusedExchangeUnit(folded)
+        xs = [_nhwc(1, c, 16 >> i, 24 >> i) for i, c in enumerate(chs)]
+        with torch.no_grad():
+            for a, b in zip(fused([x.clone() for x in xs]), unit(xs)):
+                assert _rel(a, b) < 1e-5, chs
+
+
 def test_winograd_only_where_it_measured_faster() -> None:
     w = torch.randn(128, 128, 3, 3)
     assert suits(w, [1, 1], [1, 1], [1, 1], 1)

@@ -1,14 +1,24 @@
-"""hrnet_zoo: HRNetV1 / V2 / V2p for timm. Importing it registers the 27 models with timm."""
+"""hrnet_zoo: HRNetV1 / V2 / V2p for timm. Importing it registers the 27 models with timm.
 
-from .inference import optimize_for_inference
+The package is laid out by layer, and imports only point down (``tests/test_layout.py`` checks it):
+
+* the model core, flat as in timm: :mod:`.specs` (widths and heads as data), :mod:`.backbone`, :mod:`.heads`,
+  :mod:`.models` (classes, builder, the registered names);
+* :mod:`.weights`: the manifest, safetensors I/O, file checks, timm's pretrained path, convert, cards;
+* :mod:`.hub`: the publish client, and a Hub-protocol server for loopback use;
+* :mod:`.fast`: the CPU inference fast path;
+* on top: :mod:`.stats`, :mod:`.detection`, :mod:`.demo`, :mod:`.bench` and :mod:`.cli`.
+"""
+
+from .fast import optimize_for_inference
 from .models import HRNetV1, HRNetV2, HRNetV2p, create_hrnet
-from .specs import WIDTHS, HRNetSpec, StageSpec, get_spec
-from .weights import ARCHS, HUB_ORG, MANIFEST, WeightsRecord, get_record
-
-__version__ = '0.1.0'
+from .specs import HEADS, WIDTHS, HeadSpec, HRNetSpec, StageSpec, get_head, get_spec
+from .version import __version__
+from .weights.manifest import ARCHS, HUB_ORG, MANIFEST, WeightsRecord, get_record
 
 __all__ = [
     'ARCHS',
+    'HEADS',
     'HUB_ORG',
     'MANIFEST',
     'WIDTHS',
@@ -16,9 +26,12 @@ __all__ = [
     'HRNetV1',
     'HRNetV2',
     'HRNetV2p',
+    'HeadSpec',
     'StageSpec',
     'WeightsRecord',
+    '__version__',
     'create_hrnet',
+    'get_head',
     'get_record',
     'get_spec',
     'optimize_for_inference',

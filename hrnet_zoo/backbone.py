@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.models._manipulate import checkpoint, checkpoint_seq
+from timm.models import checkpoint, checkpoint_seq
 from timm.models.resnet import BasicBlock, Bottleneck
 from torch import Tensor, nn
 

@@ -36,8 +36,8 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from . import models as _models  # noqa: F401  (registers our architectures with timm)
-from .inference import _backbone, optimize_for_inference
+from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
+from .fast.optimize import optimize_for_inference, unwrap_features
 from .stats import count_gflops
 
 __all__ = ['add_arguments', 'run', 'machine_info', 'LiveBytes']
@@ -354,7 +354,7 @@ def _train_contenders(args: argparse.Namespace) -> list[Contender]:
         variants.append(('timm', peer, False))
     variants.append(('ours', _ours_features(args.width), False))
     ckpt = _ours_features(args.width)
-    _backbone(ckpt).set_grad_checkpointing(True)
+    unwrap_features(ckpt).set_grad_checkpointing(True)
     variants.append(('ours_ckpt', ckpt, False))
     variants.append(('ours_bf16_autocast', _ours_features(args.width), True))
     out = []

@@ -12,17 +12,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import bench
+from .demo import run_demo
+from .hub.client import publish
+from .specs import ARCHS
+from .weights.cards import write_cards
+from .weights.convert import convert_checkpoint
+from .weights.manifest import MANIFEST, default_tag
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .stats import arch_stats
-    from .weights import ARCHS, MANIFEST
-
     rows = []
     for arch in ARCHS:
-        stats = arch_stats(arch)
+        default = MANIFEST[f'{arch}.{default_tag(arch)}']  # its counts are data: nothing is built or run here
         tags = [r.tag for r in MANIFEST.values() if r.arch == arch]
-        rows.append(dict(arch=arch, params_m=stats.params / 1e6, gflops=stats.gflops, input_size=stats.input_size,
-                         tags=tags))  # fmt: skip
+        rows.append(dict(arch=arch, params_m=default.params / 1e6, gflops=default.gflops,
+                         input_size=default.input_size, tags=tags))  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -35,16 +40,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint
-
     out = convert_checkpoint(args.checkpoint, args.model, args.out)
     print(f'wrote {out}')
     return 0
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .hub import publish
-
     result = publish(
         args.folder,
         args.repo_id,
@@ -58,23 +59,17 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_cards(args: argparse.Namespace) -> int:
-    from .cards import write_cards
-
     paths = write_cards(args.out)
     print(f'wrote {len(paths)} model cards to {args.out}')
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
     return run_demo(model=args.model, endpoint=args.endpoint, workdir=args.workdir)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run
-
-    return run(args)
+    return bench.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,12 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser('bench', help='speed and memory against timm, in one process')
-    try:
-        from .bench import add_arguments
-    except ImportError:  # the harness is optional at import time; `bench` reports it when run
-        add_arguments = None
-    if add_arguments is not None:
-        add_arguments(p)
+    bench.add_arguments(p)
     p.set_defaults(func=_cmd_bench)
     return parser
 

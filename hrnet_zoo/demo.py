@@ -13,65 +13,49 @@ import sys
 import tempfile
 from pathlib import Path
 
+import timm
+import torch
+
+from .hub.client import check_folder, publish
+from .hub.server import HubServer
+from .weights.convert import convert_checkpoint
+from .weights.manifest import get_record
+
 __all__ = ['run_demo']
 
 
 def _official_checkpoint(model_name: str, path: Path) -> None:
     """Write a randomly initialised checkpoint in the official layout of ``model_name``'s source.
 
-    The backbone comes from timm's own HRNet (whose keys are the official ones), the head is made here with
-    the official names, and segmentation checkpoints get the ``model.`` prefix of the official FullModel.
+    The backbone comes from timm's own HRNet (whose keys are the official ones, with its ImageNet head); a task
+    head comes from a fresh model of ours, whose head keys are the official ones too. Segmentation checkpoints get
+    the ``model.`` prefix of the official FullModel, detection ones mmdetection's names.
     """
-    import timm
-    import torch
-
-    from .weights import get_record
-
     record = get_record(model_name)
     timm_name = 'hrnet_w18_small' if record.width == 'w18_small_v1' else f'hrnet_{record.width}'
     state = timm.create_model(timm_name).state_dict()  # official keys, with the ImageNet head
-    generator = torch.Generator().manual_seed(0)
-    channels = timm.create_model(record.arch, device='meta').branch_channels
-    total, n = sum(channels), record.num_classes
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=generator) * 0.05
-
-    head: dict[str, torch.Tensor] = {}  # ImageNet releases carry only the classification head: none here
-    if record.task != 'image-classification' and record.head == 'v1':
-        head = {'final_layer.weight': rand(n, channels[0], 1, 1), 'final_layer.bias': torch.zeros(n)}
-    elif record.task != 'image-classification' and record.head == 'v2':
-        bn = {'weight': torch.ones(total), 'bias': torch.zeros(total), 'running_mean': torch.zeros(total),
-              'running_var': torch.ones(total), 'num_batches_tracked': torch.tensor(0)}  # fmt: skip
-        head = {'last_layer.0.weight': rand(total, total, 1, 1), 'last_layer.0.bias': torch.zeros(total),
-                **{f'last_layer.1.{k}': v for k, v in bn.items()},
-                'last_layer.3.weight': rand(n, total, 1, 1), 'last_layer.3.bias': torch.zeros(n)}  # fmt: skip
-    elif record.task != 'image-classification':  # mmdetection's HRFPN naming
-        head = {
-            'neck.reduction_conv.conv.weight': rand(256, total, 1, 1),
-            'neck.reduction_conv.conv.bias': torch.zeros(256),
-        }
-        for i in range(5):
-            head[f'neck.fpn_convs.{i}.conv.weight'] = rand(256, 256, 3, 3)
-            head[f'neck.fpn_convs.{i}.conv.bias'] = torch.zeros(256)
-    state.update(head)
+    if not record.backbone_only:  # ImageNet releases carry only the classification head
+        torch.manual_seed(0)
+        fresh = timm.create_model(record.arch, num_classes=record.num_classes)
+        prefix = record.head_spec.prefix
+        state.update({k: v for k, v in fresh.state_dict().items() if k.startswith(prefix)})
     if record.source.layout == 'official_seg':
         state = {f'model.{k}': v for k, v in state.items()}
     elif record.source.layout == 'mmdet':
-        state = {(k if k.startswith('neck.') else f'backbone.{k}'): v for k, v in state.items()}
+        state = {_mmdet_name(k, record.head_spec.prefix): v for k, v in state.items()}
     torch.save(state, path)
+
+
+def _mmdet_name(key: str, neck_prefix: str) -> str:
+    """mmdetection's name of one of our keys: the backbone under ``backbone.``, the HRFPN convs in ConvModules."""
+    if not key.startswith(neck_prefix):
+        return f'backbone.{key}'
+    parts = key.split('.')  # neck.reduction_conv.weight -> neck.reduction_conv.conv.weight, likewise fpn_convs.i
+    return '.'.join([*parts[:-1], 'conv', parts[-1]])
 
 
 def _client(model_name: str, workdir: Path) -> int:
     """Runs with HF_ENDPOINT already set: convert, publish, fetch back, compare, print."""
-    import timm
-    import torch
-
-    import hrnet_zoo
-    from hrnet_zoo.convert import convert_checkpoint
-    from hrnet_zoo.hub import publish
-    from hrnet_zoo.weights import get_record
-
     record = get_record(model_name)
     checkpoint = workdir / record.source.file_name
     print(f'1. official checkpoint ({record.source.layout} layout, random weights): {checkpoint}')
@@ -85,7 +69,7 @@ def _client(model_name: str, workdir: Path) -> int:
 
     cache = workdir / 'fetch-cache'
     fetched = timm.create_model(record.name, pretrained=True, cache_dir=cache).eval()
-    local = hrnet_zoo.hub.check_folder(out).eval()
+    local = check_folder(out).eval()
     x = torch.randn(1, 3, 256, 320, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         got, want = fetched(x), local(x)
@@ -110,8 +94,6 @@ def _client(model_name: str, workdir: Path) -> int:
 def run_demo(model: str = 'hrnetv2_w18_small_v1.cityscapes', endpoint: str | None = None,
              workdir: str | Path | None = None) -> int:  # fmt: skip
     """Run the main job; returns the exit status."""
-    from .hub_server import HubServer
-
     with tempfile.TemporaryDirectory(prefix='hrnet_zoo_demo_') as tmp:
         work = Path(workdir) if workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

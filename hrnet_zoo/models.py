@@ -3,35 +3,42 @@
 Paper: Deep High-Resolution Representation Learning for Visual Recognition (Wang et al., TPAMI 2020),
 https://arxiv.org/abs/1908.07919. Official code: https://github.com/HRNet (MIT).
 
-The backbone is one class (:class:`~hrnet_zoo.backbone.HRNetBackbone`); the three models differ only in
-their head. ``features_only=True`` goes through timm's ``FeatureGetterNet`` and returns the stem
-(64 channels, stride 2) and the four final branches (C, 2C, 4C, 8C at strides 4, 8, 16, 32).
+The backbone is one class (:class:`~hrnet_zoo.backbone.HRNetBackbone`); the models differ only in their head,
+whose facts are a record of :data:`~hrnet_zoo.specs.HEADS`. ``features_only=True`` goes through timm's
+``FeatureGetterNet`` and returns the stem (64 channels, stride 2) and the four final branches (C, 2C, 4C, 8C at
+strides 4, 8, 16, 32).
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, ClassVar
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._registry import get_pretrained_cfg
+from timm.models import build_model_with_cfg, generate_default_cfgs, get_pretrained_cfg, register_model
+from timm.models._features import feature_take_indices  # no public name in timm 1.0.31
 from torch import Tensor, nn
 
 from .backbone import HRNetBackbone
 from .heads import PyramidNeck, SegmentationHead, classifier, concat_branches
-from .integrity import SAFETENSORS_ONLY, checked_pretrained_filter, named_fetch_errors
-from .specs import get_spec
-from .weights import ARCHS, MANIFEST, parse_arch
+from .specs import HEADS, arch_name, get_spec, parse_arch
+from .weights.manifest import MANIFEST
+from .weights.pretrained import SAFETENSORS_ONLY, checked_pretrained_filter, named_fetch_errors
 
-__all__ = ['HRNetV1', 'HRNetV2', 'HRNetV2p', 'create_hrnet']
+__all__ = ['HRNetV1', 'HRNetV2', 'HRNetV2p', 'MODEL_CLASSES', 'create_hrnet']
 
 
 _AFTER_STEM = ('conv2', 'bn2', 'layer1', 'transition1', 'stage2', 'transition2', 'stage3', 'transition3', 'stage4')
 
 
 class _HRNet(HRNetBackbone):
-    """What the three heads share: timm's model interface around the backbone."""
+    """What every head shares: timm's model interface around the backbone.
+
+    Each subclass names its :class:`~hrnet_zoo.specs.HeadSpec` in ``head``; an instance knows its ``arch``
+    (``'hrnetv2_w48'``), ``head`` (``'v2'``) and ``width`` (``'w48'``).
+    """
+
+    head: ClassVar[str]
 
     def __init__(
         self,
@@ -39,10 +46,9 @@ class _HRNet(HRNetBackbone):
         in_chans: int = 3,
         upsample_mode: str = 'nearest',
         align_corners: bool | None = None,
-        multi_scale_output: bool = True,
         output_stride: int = 32,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if output_stride != 32:
             # dilating the low-resolution branches would break the exchange units' stride-2 fuse paths
@@ -50,8 +56,10 @@ class _HRNet(HRNetBackbone):
                 f'HRNet keeps its branches at strides 4-32, so output_stride must be 32, got {output_stride} '
                 '(DeepLabV3/V3+ need 8 or 16; use a decoder that takes multi-scale features: Unet, FPN, UPerNet)'
             )
+        multi_scale_output = HEADS[self.head].multi_scale_output
         super().__init__(get_spec(width), in_chans, multi_scale_output, upsample_mode, align_corners, device, dtype)
         self.width = width
+        self.arch = arch_name(self.head, width)
         # every bilinear resize in the heads follows the checkpoint's align_corners, as the official heads do
         self.head_align_corners = bool(align_corners)
 
@@ -136,10 +144,19 @@ class _HRNet(HRNetBackbone):
 
 class HRNetV1(_HRNet):
     """HRNetV1 (pose): the last exchange unit fuses into the high-resolution branch only; a 1x1 conv on it
-    gives ``num_classes`` keypoint heatmaps at 1/4 resolution (``final_layer``)."""
+    gives ``num_classes`` keypoint heatmaps at 1/4 resolution (``final_layer``).
 
-    def __init__(self, width: str = 'w32', num_classes: int = 17, **kwargs) -> None:
-        super().__init__(width, multi_scale_output=False, **kwargs)
+    Args:
+        width: one of :data:`~hrnet_zoo.specs.WIDTHS` (``'w18_small_v1'`` ... ``'w64'``).
+        num_classes: keypoints (17 for COCO); 0 returns the high-resolution branch itself.
+        **kwargs: ``in_chans``, ``upsample_mode``, ``align_corners``, ``output_stride``, ``device``, ``dtype``,
+            as documented in :class:`HRNetV2`.
+    """
+
+    head = 'v1'
+
+    def __init__(self, width: str = 'w32', num_classes: int = 17, **kwargs: Any) -> None:
+        super().__init__(width, **kwargs)
         dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
         self.num_classes = num_classes
         self.num_features = self.head_hidden_size = self.branch_channels[0]
@@ -169,9 +186,23 @@ class HRNetV1(_HRNet):
 
 class HRNetV2(_HRNet):
     """HRNetV2 (segmentation): the 15C concatenation, then 1x1 conv + BN + ReLU + 1x1 conv to
-    ``num_classes`` logits at 1/4 resolution (``last_layer``). ``num_classes=0`` keeps the 15C hidden layer."""
+    ``num_classes`` logits at 1/4 resolution (``last_layer``).
 
-    def __init__(self, width: str = 'w48', num_classes: int = 19, **kwargs) -> None:
+    Args:
+        width: one of :data:`~hrnet_zoo.specs.WIDTHS` (``'w18_small_v1'`` ... ``'w64'``).
+        num_classes: classes (19 for Cityscapes); 0 returns the 15C hidden layer (``pre_logits``).
+        in_chans: input image channels (pretrained weights adapt their stem to it).
+        upsample_mode: the resize inside the exchange units' fuse layers: ``'nearest'`` (the ImageNet, pose and
+            detection weights, and timm) or ``'bilinear'`` (the segmentation weights). A pretrained tag sets the
+            one its checkpoint was trained with.
+        align_corners: for ``'bilinear'`` (None means False); also used by every bilinear resize in the head.
+        output_stride: must be 32: the branches stay at strides 4 to 32 (refused otherwise, with why).
+        device, dtype: factory kwargs for the parameters (``'meta'`` works).
+    """
+
+    head = 'v2'
+
+    def __init__(self, width: str = 'w48', num_classes: int = 19, **kwargs: Any) -> None:
         super().__init__(width, **kwargs)
         dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
         self.num_classes = num_classes
@@ -200,9 +231,19 @@ class HRNetV2(_HRNet):
 
 class HRNetV2p(_HRNet):
     """HRNetV2p (detection): the 15C concatenation reduced to 256 channels and pooled into five levels at
-    strides 4, 8, 16, 32, 64, a 3x3 conv each (``neck``). ``forward`` returns the five maps."""
+    strides 4, 8, 16, 32, 64, a 3x3 conv each (``neck``). ``forward`` returns the five maps.
 
-    def __init__(self, width: str = 'w32', num_classes: int = 0, out_channels: int = 256, **kwargs) -> None:
+    Args:
+        width: one of :data:`~hrnet_zoo.specs.WIDTHS` (``'w18_small_v1'`` ... ``'w64'``).
+        num_classes: must be 0: the model returns a feature pyramid, not logits.
+        **kwargs: ``in_chans``, ``upsample_mode``, ``align_corners``, ``output_stride``, ``device``, ``dtype``,
+            as documented in :class:`HRNetV2`.
+        out_channels: channels of every pyramid level.
+    """
+
+    head = 'v2p'
+
+    def __init__(self, width: str = 'w32', num_classes: int = 0, out_channels: int = 256, **kwargs: Any) -> None:
         if num_classes != 0:
             raise ValueError(
                 f'HRNetV2p has no classifier (it returns a feature pyramid); got num_classes={num_classes}'
@@ -233,20 +274,10 @@ class HRNetV2p(_HRNet):
         self.neck = nn.Identity()
 
 
-MODEL_CLASSES = {'v1': HRNetV1, 'v2': HRNetV2, 'v2p': HRNetV2p}
+MODEL_CLASSES: dict[str, type[_HRNet]] = {cls.head: cls for cls in (HRNetV1, HRNetV2, HRNetV2p)}
 
 
-def fill_untrained_head(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-    """Backbone-only weights (ImageNet tags) keep the model's freshly initialised head, so loading stays strict
-    for every backbone key."""
-    prefixes = ('final_layer.', 'last_layer.', 'neck.')
-    if any(k.startswith(prefixes) for k in state_dict):
-        return state_dict
-    own = model.state_dict()
-    return {**state_dict, **{k: v for k, v in own.items() if k.startswith(prefixes)}}
-
-
-def _resolve_tag(arch: str, pretrained_cfg) -> str | None:
+def _resolve_tag(arch: str, pretrained_cfg: Any) -> str | None:
     if isinstance(pretrained_cfg, str):
         return pretrained_cfg
     if isinstance(pretrained_cfg, dict):
@@ -257,11 +288,20 @@ def _resolve_tag(arch: str, pretrained_cfg) -> str | None:
     return default.tag if default is not None else None
 
 
-def create_hrnet(arch: str, pretrained: bool = False, **kwargs) -> _HRNet:
-    """Build a registered HRNet through timm's ``build_model_with_cfg``.
+def create_hrnet(arch: str, pretrained: bool = False, **kwargs: Any) -> _HRNet:
+    """Build a registered HRNet (``'hrnetv2_w48'``) through timm's ``build_model_with_cfg``.
 
-    A pretrained tag selects the fuse upsampling its checkpoint was trained with; explicit
-    ``upsample_mode`` / ``align_corners`` kwargs override it.
+    Args:
+        arch: ``hrnet<head>_<width>``; unknown names list the valid ones.
+        pretrained: load the weights of the tag (``pretrained_cfg``, or the default tag of the manifest), through
+            timm's loader, safetensors only, checked against the model.
+        **kwargs: the model class's (``num_classes``, ``in_chans``, ``upsample_mode``, ``align_corners``,
+            ``output_stride``, ``device``, ``dtype`` as documented in :class:`HRNetV2`; ``out_channels`` for
+            :class:`HRNetV2p`) and timm's (``features_only``,
+            ``out_indices``, ``pretrained_cfg``, ``pretrained_cfg_overlay``, ``cache_dir``, ...).
+
+    A pretrained tag selects the fuse upsampling its checkpoint was trained with; explicit ``upsample_mode`` /
+    ``align_corners`` kwargs override it.
     """
     head, width = parse_arch(arch)
     record = MANIFEST.get(f'{arch}.{_resolve_tag(arch, kwargs.get("pretrained_cfg"))}')
@@ -285,19 +325,163 @@ def create_hrnet(arch: str, pretrained: bool = False, **kwargs) -> _HRNet:
 default_cfgs = generate_default_cfgs({name: record.pretrained_cfg() for name, record in MANIFEST.items()})
 
 
-def _entrypoint(arch: str):
-    head, width = parse_arch(arch)
-
-    def builder(pretrained: bool = False, **kwargs) -> _HRNet:
-        return create_hrnet(arch, pretrained, **kwargs)
-
-    builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = (
-        f'HRNet{head.upper().replace("P", "p")}-{width.upper()} ({MODEL_CLASSES[head].__doc__.split(":")[0]}).'
-    )
-    return register_model(builder)
+@register_model
+def hrnetv1_w18_small_v1(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W18-Small-V1: pose heatmaps."""
+    return create_hrnet('hrnetv1_w18_small_v1', pretrained, **kwargs)
 
 
-# The 27 entrypoints: hrnetv1_<width>, hrnetv2_<width>, hrnetv2p_<width>.
-for _arch in ARCHS:
-    globals()[_arch] = _entrypoint(_arch)
+@register_model
+def hrnetv1_w18_small_v2(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W18-Small-V2: pose heatmaps."""
+    return create_hrnet('hrnetv1_w18_small_v2', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv1_w18(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W18: pose heatmaps."""
+    return create_hrnet('hrnetv1_w18', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv1_w30(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W30: pose heatmaps."""
+    return create_hrnet('hrnetv1_w30', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv1_w32(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W32: pose heatmaps."""
+    return create_hrnet('hrnetv1_w32', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv1_w40(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W40: pose heatmaps."""
+    return create_hrnet('hrnetv1_w40', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv1_w44(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W44: pose heatmaps."""
+    return create_hrnet('hrnetv1_w44', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv1_w48(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W48: pose heatmaps."""
+    return create_hrnet('hrnetv1_w48', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv1_w64(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
+    """HRNetV1-W64: pose heatmaps."""
+    return create_hrnet('hrnetv1_w64', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w18_small_v1(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W18-Small-V1: segmentation logits."""
+    return create_hrnet('hrnetv2_w18_small_v1', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w18_small_v2(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W18-Small-V2: segmentation logits."""
+    return create_hrnet('hrnetv2_w18_small_v2', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w18(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W18: segmentation logits."""
+    return create_hrnet('hrnetv2_w18', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w30(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W30: segmentation logits."""
+    return create_hrnet('hrnetv2_w30', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w32(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W32: segmentation logits."""
+    return create_hrnet('hrnetv2_w32', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w40(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W40: segmentation logits."""
+    return create_hrnet('hrnetv2_w40', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w44(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W44: segmentation logits."""
+    return create_hrnet('hrnetv2_w44', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w48(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W48: segmentation logits."""
+    return create_hrnet('hrnetv2_w48', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2_w64(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
+    """HRNetV2-W64: segmentation logits."""
+    return create_hrnet('hrnetv2_w64', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w18_small_v1(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W18-Small-V1: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w18_small_v1', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w18_small_v2(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W18-Small-V2: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w18_small_v2', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w18(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W18: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w18', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w30(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W30: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w30', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w32(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W32: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w32', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w40(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W40: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w40', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w44(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W44: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w44', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w48(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W48: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w48', pretrained, **kwargs)
+
+
+@register_model
+def hrnetv2p_w64(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
+    """HRNetV2p-W64: a 5-level feature pyramid for detection."""
+    return create_hrnet('hrnetv2p_w64', pretrained, **kwargs)

@@ -1,15 +1,31 @@
-"""The nine HRNet widths as data.
+"""The nine HRNet widths and the paper's heads, as data: the bottom layer every other module reads.
 
 Stage layouts follow the official HRNet-Image-Classification configs (``cls_hrnet_*.yaml``), which the
 segmentation, pose and detection releases share. Only the channel lists and the small models' module
 and block counts differ between widths, so every width is a :class:`HRNetSpec` value, not a code path.
+
+What a head is (its state_dict prefix, classifier, default class count, task, display name, card text) is one
+:class:`HeadSpec` in :data:`HEADS`; the models, the weights manifest, the converter, the file checks, the cards
+and the publisher read it from there. An architecture name is ``hrnet<head>_<width>`` (``hrnetv2p_w32``).
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
-__all__ = ['StageSpec', 'HRNetSpec', 'WIDTHS', 'get_spec']
+__all__ = [
+    'StageSpec',
+    'HRNetSpec',
+    'HeadSpec',
+    'WIDTHS',
+    'HEADS',
+    'ARCHS',
+    'get_spec',
+    'get_head',
+    'arch_name',
+    'parse_arch',
+]
 
 
 @dataclass(frozen=True)
@@ -82,3 +98,109 @@ def get_spec(width: str) -> HRNetSpec:
         return WIDTHS[width]
     except KeyError:
         raise ValueError(f'Unknown HRNet width {width!r}; expected one of: {", ".join(WIDTHS)}') from None
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One representation head: everything the package needs to know about it besides its module."""
+
+    name: str  # as in the architecture names: 'v1' -> hrnetv1_<width>
+    display_name: str  # 'HRNetV1'
+    task: str  # the task its released weights solve (Hub task names)
+    module: str  # the head's attribute, hence its state_dict prefix: official key names
+    part: str  # how errors name it: 'pose head'
+    default_num_classes: int  # 0: no classifier
+    # timm's pretrained_cfg['classifier']: the module a different num_classes re-initialises (None: no classifier)
+    classifier: str | None
+    # the weight whose output channels are the class count, for checkpoints of unknown num_classes
+    num_classes_key: str | None
+    # False: the last exchange unit fuses into branch 0 only (the official pose model), so its other fuse rows
+    # are absent from checkpoints and from the model
+    multi_scale_output: bool
+    summary: str  # one sentence for the model cards
+    usage: str  # the usage line the model cards show: what calling the model returns
+
+    @property
+    def prefix(self) -> str:
+        """The state_dict prefix of the head's tensors."""
+        return f'{self.module}.'
+
+    @property
+    def described(self) -> str:
+        """``'pose head (final_layer)'``, for messages."""
+        return f'{self.part} ({self.module})'
+
+
+HEADS: dict[str, HeadSpec] = {
+    'v1': HeadSpec(
+        name='v1',
+        display_name='HRNetV1',
+        task='keypoint-detection',
+        module='final_layer',
+        part='pose head',
+        default_num_classes=17,
+        classifier='final_layer',
+        num_classes_key='final_layer.weight',
+        multi_scale_output=False,
+        summary='HRNetV1: the high-resolution branch alone, a 1x1 conv to per-keypoint heatmaps at 1/4 resolution',
+        usage='heatmaps = model(x)  # (1, num_keypoints, H/4, W/4)',
+    ),
+    'v2': HeadSpec(
+        name='v2',
+        display_name='HRNetV2',
+        task='image-segmentation',
+        module='last_layer',
+        part='segmentation head',
+        default_num_classes=19,
+        classifier='last_layer.3',
+        num_classes_key='last_layer.3.weight',
+        multi_scale_output=True,
+        summary='HRNetV2: all four branches upsampled to 1/4 resolution and concatenated, then a 1x1 conv + BN + '
+        'ReLU and a 1x1 classifier giving per-pixel logits at 1/4 resolution',
+        usage='logits = model(x)  # (1, num_classes, H/4, W/4); upsample to the label size',
+    ),
+    'v2p': HeadSpec(
+        name='v2p',
+        display_name='HRNetV2p',
+        task='object-detection',
+        module='neck',
+        part='HRFPN neck',
+        default_num_classes=0,
+        classifier=None,
+        num_classes_key=None,
+        multi_scale_output=True,
+        summary='HRNetV2p: the HRNetV2 concatenation reduced to 256 channels and pooled into a 5-level pyramid '
+        '(strides 4 to 64), a 3x3 conv per level, for detectors such as Faster R-CNN',
+        usage='levels = model(x)  # 5 maps of 256 channels at strides 4, 8, 16, 32, 64',
+    ),
+}
+
+# Every architecture: hrnetv1_*, then hrnetv2_*, then hrnetv2p_*, each over the nine widths.
+ARCHS: tuple[str, ...] = tuple(f'hrnet{head}_{width}' for head in HEADS for width in WIDTHS)
+
+
+def get_head(name: str) -> HeadSpec:
+    """Look up a head by name (``'v2p'``); unknown names list the valid ones."""
+    try:
+        return HEADS[name]
+    except KeyError:
+        raise ValueError(f'Unknown HRNet head {name!r}; expected one of: {", ".join(HEADS)}') from None
+
+
+def arch_name(head: str, width: str) -> str:
+    return f'hrnet{head}_{width}'
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest choices, or nothing."""
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    return f'did you mean {" or ".join(repr(c) for c in close)}? ' if close else ''
+
+
+def parse_arch(arch: str) -> tuple[str, str]:
+    """``'hrnetv2p_w32'`` -> ``('v2p', 'w32')``; unknown names list the valid ones."""
+    head, _, width = arch.removeprefix('hrnet').partition('_')
+    if head not in HEADS or width not in WIDTHS:
+        hint = did_you_mean(arch, list(ARCHS))
+        raise ValueError(f'Unknown HRNet architecture {arch!r}; {hint}expected one of: {", ".join(ARCHS)}')
+    return head, width

@@ -21,6 +21,16 @@ atexit.register(shutil.rmtree, _root, ignore_errors=True)
 start_session_hub(_root)
 
 
+_HUB_FIXTURES = frozenset({'hub', 'hf_home', 'hub_repo_id'})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that talks to the loopback Hub ``hub``, so ``-m 'not hub'`` skips the round trips."""
+    for item in items:
+        if _HUB_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.hub)
+
+
 @pytest.fixture(scope='module')
 def one_thread():
     """Tiny tensors: one intra-op thread is faster, and does not stall when another process holds the CPU."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from hrnet_zoo.hub_server import HubServer
+    from hrnet_zoo.hub._faults import FaultyHubServer
 
 # Read by huggingface_hub at import. Short timeouts keep the stall fault tests fast; the client retries the metadata
 # call with a 60 s timeout, so slow-but-alive servers still work.
@@ -50,7 +50,7 @@ _UNSET_ENV = (
     'HF_HUB_CACHE',
 )
 
-_session: HubServer | None = None
+_session: FaultyHubServer | None = None
 
 
 def _free_port() -> int:
@@ -59,8 +59,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_session_hub(tmp_root: Path) -> HubServer:
+def start_session_hub(tmp_root: Path) -> FaultyHubServer:
     """Start the session server with its data under ``tmp_root`` and point the huggingface_hub env vars at it.
+
+    It is a :class:`~hrnet_zoo.hub._faults.FaultyHubServer`, so tests can make it fail on request.
 
     Must run before huggingface_hub is imported. Calling it again returns the running server.
     """
@@ -76,14 +78,14 @@ def start_session_hub(tmp_root: Path) -> HubServer:
     os.environ.update(HUB_ENV, HF_ENDPOINT=f'http://127.0.0.1:{port}', HF_HOME=str(tmp_root / 'hf_home'))
     for name in _UNSET_ENV:
         os.environ.pop(name, None)
-    from hrnet_zoo.hub_server import HubServer
+    from hrnet_zoo.hub._faults import FaultyHubServer
 
-    _session = HubServer(tmp_root / 'hub', port=port).start()
+    _session = FaultyHubServer(tmp_root / 'hub', port=port).start()
     atexit.register(_session.stop)
     return _session
 
 
-def ensure_session_hub() -> HubServer:
+def ensure_session_hub() -> FaultyHubServer:
     """The session server; started in a throwaway directory if conftest has not started one (standalone runs)."""
     if _session is not None:
         return _session
@@ -93,7 +95,7 @@ def ensure_session_hub() -> HubServer:
 
 
 @pytest.fixture
-def hub() -> Iterator[HubServer]:
+def hub() -> Iterator[FaultyHubServer]:
     """The session Hub server; faults, the request log, ``stall_seconds`` and ``token`` are reset around each test."""
     if _session is None:
         raise RuntimeError('call start_session_hub() in conftest.py before huggingface_hub is imported')

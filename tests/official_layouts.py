@@ -12,11 +12,9 @@ import re
 import timm
 import torch
 import torch.nn.functional as F
+from helpers import TIMM_NAMES, randomize_batchnorm
 from torch import Tensor, nn
 
-# timm's name of each width (timm's `hrnet_w18_small` is the official small_v1)
-TIMM_NAMES = {'w18_small_v1': 'hrnet_w18_small', 'w18_small_v2': 'hrnet_w18_small_v2', 'w18': 'hrnet_w18',
-              'w32': 'hrnet_w32'}  # fmt: skip
 LAST_STAGE4_UNIT = {'w18_small_v1': 0, 'w18_small_v2': 1, 'w18': 2, 'w32': 2}
 CLS_HEAD = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.')  # official ImageNet head
 
@@ -24,15 +22,10 @@ CLS_HEAD = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.'
 def randomised_timm_hrnet(width: str, seed: int = 0) -> nn.Module:
     """timm's classification HRNet with every BN's affine and running statistics randomised (eval mode)."""
     torch.manual_seed(seed)
-    model = timm.create_model(TIMM_NAMES[width]).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.1, 0.4)  # gains below 1 keep random activations O(1)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.num_batches_tracked.fill_(1234)
+    model = randomize_batchnorm(timm.create_model(TIMM_NAMES[width]).eval(), seed=seed, gain=(0.1, 0.4))
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.num_batches_tracked.fill_(1234)  # a released checkpoint's counter, carried over by the converter
     return model
 
 

@@ -22,6 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 import hrnet_zoo  # noqa: F401
 
+pytestmark = pytest.mark.subprocess  # DDP workers: mp.spawn and torchrun
+
 ROOT = Path(__file__).resolve().parents[1]
 WORLD_SIZE = 2
 STEPS = 3

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from helpers import TIMM_NAMES, randomize_batchnorm
 from torch import nn
 
 import hrnet_zoo
@@ -159,10 +160,7 @@ def test_hrnet_fpn_backbone_rejects_other_heads(name: str) -> None:
 def test_frozen_batch_norm() -> None:
     torch.manual_seed(0)
     model = timm.create_model(f'hrnetv2p_{SMALL}').eval()
-    for m in model.modules():  # non-trivial statistics, so a wrong copy would show
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    randomize_batchnorm(model, gain=None)  # non-trivial statistics, so a wrong copy would show
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
@@ -193,6 +191,7 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
+@pytest.mark.slow
 def test_example_segmentation_learns(capsys: pytest.CaptureFixture) -> None:
     example = _example('finetune_segmentation')
     args = ['--steps', '30', '--eval-every', '30', '--train-size', '64', '--val-size', '16', '--no-progress']
@@ -206,6 +205,7 @@ def test_example_segmentation_learns(capsys: pytest.CaptureFixture) -> None:
     assert 'mIoU' in out
 
 
+@pytest.mark.slow
 def test_example_pose_learns(capsys: pytest.CaptureFixture) -> None:
     example = _example('finetune_pose')
     args = ['--steps', '40', '--eval-every', '40', '--train-size', '64', '--val-size', '16', '--no-progress']
@@ -228,12 +228,12 @@ def _publish_in1k(name: str, tmp_path: Path) -> dict[str, torch.Tensor]:
     ``name``'s own repo; returns the published tensors."""
     from safetensors.torch import load_file
 
-    from hrnet_zoo.convert import convert_checkpoint
     from hrnet_zoo.hub import publish
+    from hrnet_zoo.weights.convert import convert_checkpoint
 
     torch.manual_seed(1)
     checkpoint = tmp_path / 'in1k.pth'
-    torch.save(timm.create_model('hrnet_w18_small').state_dict(), checkpoint)  # shares the official layout
+    torch.save(timm.create_model(TIMM_NAMES['w18_small_v1']).state_dict(), checkpoint)  # shares the official layout
     folder = convert_checkpoint(checkpoint, name, tmp_path / 'converted')
     publish(folder, hrnet_zoo.get_record(name).hf_hub_id, verify=False)
     return load_file(folder / 'model.safetensors')

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from helpers import TIMM_NAMES
 from huggingface_hub import HfApi
 from safetensors.torch import load_file
 
 import hrnet_zoo
-from hrnet_zoo.cards import model_card
-from hrnet_zoo.convert import convert_checkpoint
 from hrnet_zoo.hub import publish
+from hrnet_zoo.weights.cards import model_card
+from hrnet_zoo.weights.convert import convert_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +98,7 @@ def test_fine_tuning_kwargs_keep_the_backbone(hub, hf_home, tmp_path):
 def test_imagenet_backbone_weights_leave_a_fresh_head(hub, hf_home, tmp_path):
     name = 'hrnetv1_w18_small_v1.in1k'
     torch.manual_seed(3)
-    timm_state = timm.create_model('hrnet_w18_small').state_dict()  # official classification layout
+    timm_state = timm.create_model(TIMM_NAMES['w18_small_v1']).state_dict()  # official classification layout
     checkpoint = tmp_path / 'hrnet_w18_small_v1.pth'
     torch.save(timm_state, checkpoint)
     folder = convert_checkpoint(checkpoint, name, tmp_path / 'out')
@@ -130,6 +131,7 @@ def test_pinned_revision_after_a_second_publish(hub, hf_home, tmp_path):
     assert torch.equal(overlay.state_dict()[key], first[key])
 
 
+@pytest.mark.subprocess
 def test_offline_with_a_warm_cache(hub, hf_home, tmp_path):
     name = 'hrnetv2_w18_small_v1.cityscapes'
     folder, tensors = _converted(name, tmp_path, seed=6)

@@ -1,4 +1,4 @@
-"""hrnet_zoo.hub_server against the unmodified huggingface_hub client and timm, all on 127.0.0.1."""
+"""hrnet_zoo.hub.server against the unmodified huggingface_hub client and timm, all on 127.0.0.1."""
 
 # ruff: noqa: E402 - the server must be running, and HF_ENDPOINT set, before huggingface_hub is imported
 from __future__ import annotations
@@ -10,6 +10,7 @@ except ImportError:  # tests/ imported as a package
 
 hub_fixtures.ensure_session_hub()  # no-op under a conftest.py that has already started it
 
+import ast
 import hashlib
 import http.client
 import json
@@ -37,7 +38,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from hrnet_zoo.hub_server import HubServer
+from hrnet_zoo.hub._faults import FaultyHubServer
+from hrnet_zoo.hub.server import HubServer
+from hrnet_zoo.hub.store import parse_card_data
 
 hub = hub_fixtures.hub
 hf_home = hub_fixtures.hf_home
@@ -358,17 +361,66 @@ def test_timm_loads_uploaded_weights_from_hf_hub(
     assert ('GET', f'/{hub_repo_id}/resolve/main/model.safetensors') in hub.requests
 
 
+# -- model card data ------------------------------------------------------------------------------------------------
+
+NESTED_README = (
+    '---\nlicense: mit\nlibrary_name: timm\nhrnet:\n  width: 18\n  stages: [1, 4]\nreleased: 2024-05-01\n---\n'
+)
+NESTED_CARD = {
+    'license': 'mit',
+    'library_name': 'timm',
+    'hrnet': {'width': 18, 'stages': [1, 4]},
+    'released': '2024-05-01',
+}
+BROKEN_READMES = (
+    '---\nlicense: [mit\n---\n# unclosed list\n',
+    '---\n- a list\n- not a mapping\n---\n',
+    '---\n1: a key CardData refuses\n---\n',
+)
+
+
+def test_card_data_parses_yaml_and_is_none_without_a_readable_front_matter(caplog: pytest.LogCaptureFixture) -> None:
+    assert parse_card_data(README) == {'license': 'mit', 'tags': ['hrnet', 'vision'], 'library_name': 'timm'}
+    assert parse_card_data(NESTED_README) == NESTED_CARD  # nested mappings parse; dates arrive as JSON strings
+    assert parse_card_data('---\r\nlicense: mit\r\n---\r\n') == {'license': 'mit'}
+    for text in ('', '# A model card without front matter\n', 'license: mit\n', '---\nlicense: mit\n'):
+        assert parse_card_data(text) is None, text
+    for text in BROKEN_READMES:
+        caplog.clear()
+        assert parse_card_data(text) is None, text
+        assert 'front matter does not parse' in caplog.text, text
+
+
+def test_model_info_serves_nested_card_data_and_survives_a_broken_one(hub: HubServer, hub_repo_id: str) -> None:
+    api = HfApi()
+    api.create_repo(hub_repo_id)
+    api.upload_file(path_or_fileobj=NESTED_README.encode(), path_in_repo='README.md', repo_id=hub_repo_id)
+    info = api.model_info(hub_repo_id)
+    assert info.card_data['hrnet'] == NESTED_CARD['hrnet'] and info.card_data['released'] == '2024-05-01'
+    assert info.library_name == 'timm' and info.tags == ['timm']
+    for text in (*BROKEN_READMES, '# No front matter\n'):
+        api.upload_file(path_or_fileobj=text.encode(), path_in_repo='README.md', repo_id=hub_repo_id)
+        status, _, body = _request(hub.url, 'GET', f'/api/models/{hub_repo_id}')
+        assert status == 200 and 'cardData' not in json.loads(body), text  # the client reads {} as None too
+        info = api.model_info(hub_repo_id)
+        assert info.card_data is None and info.tags == [] and info.library_name is None, text
+
+
 # -- fault injection -------------------------------------------------------------------------------------------------
 
 
-def test_fault_status_500_on_metadata_is_retried(hub: HubServer, fault_repo: tuple[str, bytes], hf_home: Path) -> None:
+def test_fault_status_500_on_metadata_is_retried(
+    hub: FaultyHubServer, fault_repo: tuple[str, bytes], hf_home: Path
+) -> None:
     hub.inject('status_500', path_contains='/no/such/path')  # never matches, so never fires
     hub.inject('status_500', method='HEAD', path_contains=fault_repo[0])
     assert _download(fault_repo, hf_home).read_bytes() == fault_repo[1]
     assert _count(hub, 'HEAD', 'weights.bin') == 2  # the client retried the HEAD once
 
 
-def test_fault_status_500_on_body_or_api_is_fatal(hub: HubServer, fault_repo: tuple[str, bytes], hf_home: Path) -> None:
+def test_fault_status_500_on_body_or_api_is_fatal(
+    hub: FaultyHubServer, fault_repo: tuple[str, bytes], hf_home: Path
+) -> None:
     hub.inject('status_500', method='GET', path_contains='/resolve/')
     with pytest.raises(HfHubHTTPError) as failed:
         _download(fault_repo, hf_home)
@@ -381,7 +433,7 @@ def test_fault_status_500_on_body_or_api_is_fatal(hub: HubServer, fault_repo: tu
 
 
 def test_fault_drop_mid_body_is_resumed_with_range(
-    hub: HubServer, fault_repo: tuple[str, bytes], hf_home: Path
+    hub: FaultyHubServer, fault_repo: tuple[str, bytes], hf_home: Path
 ) -> None:
     hub.inject('drop', method='GET')
     assert _download(fault_repo, hf_home).read_bytes() == fault_repo[1]
@@ -389,7 +441,7 @@ def test_fault_drop_mid_body_is_resumed_with_range(
 
 
 def test_fault_drop_on_head_surfaces_as_protocol_error(
-    hub: HubServer, fault_repo: tuple[str, bytes], hf_home: Path
+    hub: FaultyHubServer, fault_repo: tuple[str, bytes], hf_home: Path
 ) -> None:
     hub.inject('drop', method='HEAD')
     with pytest.raises(httpx2.RemoteProtocolError):  # huggingface_hub 2.4.0 neither retries nor wraps this
@@ -397,13 +449,15 @@ def test_fault_drop_on_head_surfaces_as_protocol_error(
     assert _download(fault_repo, hf_home).read_bytes() == fault_repo[1]
 
 
-def test_fault_short_body_is_resumed(hub: HubServer, fault_repo: tuple[str, bytes], hf_home: Path) -> None:
+def test_fault_short_body_is_resumed(hub: FaultyHubServer, fault_repo: tuple[str, bytes], hf_home: Path) -> None:
     hub.inject('short_body', method='GET', path_contains='weights.bin')
     assert _download(fault_repo, hf_home).read_bytes() == fault_repo[1]
     assert _count(hub, 'GET', 'weights.bin') == 2
 
 
-def test_fault_stall_times_out_and_is_retried(hub: HubServer, fault_repo: tuple[str, bytes], hf_home: Path) -> None:
+def test_fault_stall_times_out_and_is_retried(
+    hub: FaultyHubServer, fault_repo: tuple[str, bytes], hf_home: Path
+) -> None:
     hub.stall_seconds = 10
     hub.inject('stall', method='HEAD')
     start = time.monotonic()
@@ -412,7 +466,9 @@ def test_fault_stall_times_out_and_is_retried(hub: HubServer, fault_repo: tuple[
     assert _count(hub, 'HEAD', 'weights.bin') == 2
 
 
-def test_fault_bad_etag_misnames_the_cached_blob(hub: HubServer, fault_repo: tuple[str, bytes], hf_home: Path) -> None:
+def test_fault_bad_etag_misnames_the_cached_blob(
+    hub: FaultyHubServer, fault_repo: tuple[str, bytes], hf_home: Path
+) -> None:
     hub.inject('bad_etag', method='HEAD')
     path = _download(fault_repo, hf_home)
     assert path.read_bytes() == fault_repo[1]  # the client does not check content against the ETag...
@@ -427,7 +483,7 @@ def _safe_request(url: str) -> object:
 
 
 def test_stall_ends_promptly_when_the_server_stops(tmp_path: Path) -> None:
-    server = HubServer(tmp_path / 'hub').start()
+    server = FaultyHubServer(tmp_path / 'hub').start()
     server.inject('stall')
     results: list[object] = []
     client = threading.Thread(target=lambda: results.append(_safe_request(server.url)))
@@ -442,19 +498,81 @@ def test_stall_ends_promptly_when_the_server_stops(tmp_path: Path) -> None:
     assert isinstance(results[0], Exception)  # connection closed with no answer
 
 
-def test_inject_validates_its_arguments(hub: HubServer) -> None:
+def test_inject_validates_its_arguments(hub: FaultyHubServer) -> None:
     with pytest.raises(ValueError, match='Unknown fault'):
         hub.inject('teapot')
     with pytest.raises(ValueError, match='times'):
         hub.inject('drop', times=0)
 
 
+# -- layering --------------------------------------------------------------------------------------------------------
+
+HUB_DIR = REPO_ROOT / 'hrnet_zoo' / 'hub'
+SERVER_MODULES = ('server', 'store', '_faults')  # what a loopback Hub needs, and all it may import of hrnet_zoo
+CARD_PARSER = ('store', 'parse_card_data')  # the one function that may import huggingface_hub, when called
+
+
+def _imports(tree: ast.Module) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
+    """Every import statement, with the qualified name of the function or class it sits in ('' at module level)."""
+    stack: list[tuple[ast.AST, str]] = [(tree, '')]
+    while stack:
+        node, where = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                yield child, where
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                stack.append((child, f'{where}.{child.name}'.lstrip('.')))
+            else:
+                stack.append((child, where))
+
+
+def _import_allowed(node: ast.Import | ast.ImportFrom, module_stem: str, where: str) -> bool:
+    if isinstance(node, ast.ImportFrom) and node.level:
+        # `from .store import x` or `from . import store`; anything else reaches into the rest of hrnet_zoo
+        names = [node.module] if node.module else [alias.name for alias in node.names]
+        return node.level == 1 and all(name in SERVER_MODULES for name in names)
+    for name in [node.module or ''] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]:
+        top = name.split('.')[0]
+        if top == 'hrnet_zoo':
+            ok = name in {f'hrnet_zoo.hub.{stem}' for stem in SERVER_MODULES}
+        elif top == 'huggingface_hub':
+            ok = (module_stem, where) == CARD_PARSER
+        else:
+            ok = top in sys.stdlib_module_names
+        if not ok:
+            return False
+    return True
+
+
+def test_server_modules_import_only_the_standard_library() -> None:
+    offenders, in_functions = [], 0
+    for stem in SERVER_MODULES:
+        path = HUB_DIR / f'{stem}.py'
+        for node, where in _imports(ast.parse(path.read_text(), str(path))):
+            in_functions += bool(where)
+            if not _import_allowed(node, stem, where):
+                offenders.append(f'{path.name}:{node.lineno} ({where or "module level"}): {ast.unparse(node)}')
+    assert in_functions, 'the walk never reached a function body'  # parse_card_data imports inside itself
+    assert not offenders, 'imports beyond the standard library and the server modules:\n' + '\n'.join(offenders)
+
+
+def test_public_server_has_no_fault_injection(tmp_path: Path) -> None:
+    import hrnet_zoo.hub.server as server_module
+
+    assert 'FAULTS' not in server_module.__all__ and not hasattr(server_module, 'FAULTS')
+    plain = HubServer(tmp_path / 'hub')
+    assert not any(hasattr(plain, name) for name in ('inject', 'clear_faults', 'stall_seconds'))
+    assert issubclass(FaultyHubServer, HubServer) and hasattr(FaultyHubServer(tmp_path / 'hub'), 'stall_seconds')
+
+
 # -- command line ----------------------------------------------------------------------------------------------------
 
 
-def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
+@pytest.mark.subprocess
+@pytest.mark.parametrize('module', ['hrnet_zoo.hub.server', 'hrnet_zoo.hub_server'])  # the new name and the old
+def test_cli_serves_until_interrupted(tmp_path: Path, module: str) -> None:
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')])}
-    cmd = [sys.executable, '-m', 'hrnet_zoo.hub_server', '--root', str(tmp_path / 'root'), '--port', '0']
+    cmd = [sys.executable, '-m', module, '--root', str(tmp_path / 'root'), '--port', '0']
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     watchdog = threading.Timer(120, proc.kill)  # a hung server must fail the test, not hang it
     watchdog.start()

@@ -12,12 +12,13 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from helpers import randomize_batchnorm
 from torch import Tensor, nn
 
 import hrnet_zoo  # noqa: F401  (registers the models)
 from hrnet_zoo.cli import main
-from hrnet_zoo.inference import FusedConv, _chains_exactly, optimize_for_inference
-from hrnet_zoo.winograd import Winograd3x3, suits
+from hrnet_zoo.fast.optimize import FusedConv, _chains_exactly, optimize_for_inference
+from hrnet_zoo.fast.winograd import Winograd3x3, suits
 
 WIDTH = 'w18_small_v1'  # the smallest width: every code path, seconds on 2 busy cores
 
@@ -33,14 +34,7 @@ def _outputs(y) -> list[Tensor]:
 def _model(name: str, **kwargs) -> nn.Module:
     """A model with non-trivial BatchNorm statistics, so folding them is actually tested."""
     torch.manual_seed(0)
-    model = timm.create_model(name, **kwargs).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return model
+    return randomize_batchnorm(timm.create_model(name, **kwargs).eval())
 
 
 CASES = [
@@ -165,7 +159,7 @@ def test_upsampled_paths_resize_once_per_row_when_nearest_chains(monkeypatch, mo
     """With nearest resizes by powers of 2, a row's upsampled paths are summed from the lowest resolution up and
     only that sum is resized to the row's size: one full-size resize-and-add per row instead of one per path.
     Outputs must match eager either way."""
-    import hrnet_zoo.inference as inference
+    import hrnet_zoo.fast.optimize as inference
 
     # 4 branches in the last stage: its rows take 3, 2, 1 and 0 upsampled paths
     model = _model('hrnetv2_' + WIDTH, features_only=True, upsample_mode=mode)
@@ -194,7 +188,7 @@ def test_exchange_unit_rows_match_eager_for_one_and_two_branches() -> None:
     unit skips as the block output is already ReLU'd) and two branches (an upsampled and a stride-2 path)."""
     import copy
 
-    import hrnet_zoo.inference as inference
+    import hrnet_zoo.fast.optimize as inference
     from hrnet_zoo.backbone import ExchangeUnit
     from hrnet_zoo.specs import StageSpec
 

@@ -26,30 +26,26 @@ from huggingface_hub.errors import HfHubHTTPError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-import hrnet_zoo.convert
-import hrnet_zoo.models
+import hrnet_zoo
 from hrnet_zoo.cli import main as cli
-from hrnet_zoo.convert import convert_checkpoint
 from hrnet_zoo.hub import publish
-from hrnet_zoo.hub_server import HubServer
-from hrnet_zoo.integrity import (
+from hrnet_zoo.hub.server import HubServer
+from hrnet_zoo.weights.checks import check_pretrained_file, load_pretrained_file
+from hrnet_zoo.weights.convert import convert_checkpoint
+from hrnet_zoo.weights.io import (
     DIGEST_KEY,
     IntegrityError,
-    WeightsFetchError,
     audit_cache,
-    check_pretrained_file,
-    checked_pretrained_filter,
-    load_pretrained_file,
-    named_fetch_errors,
     read_safetensors_header,
     sha256_file,
     tensors_digest,
     verify_safetensors,
 )
+from hrnet_zoo.weights.pretrained import WeightsFetchError, checked_pretrained_filter, named_fetch_errors
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
-PACKAGE = Path(hrnet_zoo.convert.__file__).parent
+PACKAGE = Path(hrnet_zoo.__file__).parent
 NAME = 'hrnetv2_w18_small_v1.cityscapes'
 ARCH = 'hrnetv2_w18_small_v1'
 
@@ -429,9 +425,9 @@ eval('1')
 timm.models.load_checkpoint(m, 'x', weights_only=False)
 """
     assert len(_unsafe_calls(bad)) == 6  # the scanner sees each kind (the weights_only=True load is fine)
-    sources = sorted(PACKAGE.glob('*.py'))
+    sources = sorted(PACKAGE.rglob('*.py'))
     assert len(sources) >= 10
-    found = {p.name: _unsafe_calls(p.read_text(encoding='utf-8')) for p in sources}
+    found = {str(p.relative_to(PACKAGE)): _unsafe_calls(p.read_text(encoding='utf-8')) for p in sources}
     assert {name: calls for name, calls in found.items() if calls} == {}
 
 

@@ -6,6 +6,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from helpers import TIMM_NAMES, randomize_batchnorm
 from timm.models import group_parameters
 from timm.optim import param_groups_layer_decay
 
@@ -17,23 +18,11 @@ BRANCHES = {  # C per width, written out here rather than read from our specs
     'w18_small_v1': 16, 'w18_small_v2': 18, 'w18': 18, 'w30': 30, 'w32': 32,
     'w40': 40, 'w44': 44, 'w48': 48, 'w64': 64,
 }  # fmt: skip
-TIMM_NAMES = {'w18_small_v1': 'hrnet_w18_small', **{w: f'hrnet_{w}' for w in WIDTHS if w != 'w18_small_v1'}}
 SMALL = 'w18_small_v1'
 
 
 def _x(h: int, w: int, batch: int = 1, chans: int = 3, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, chans, h, w, generator=torch.Generator().manual_seed(seed))
-
-
-def _randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics so that equivalence tests see more than identity BNs."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
 def test_27_names_registered():
@@ -146,7 +135,7 @@ def test_branches_equal_timm(width):
     """timm's hrnet_<w> weights in our backbone give timm's raw branch features (nearest fuse)."""
     torch.manual_seed(0)
     source = timm.create_model(TIMM_NAMES[width])
-    _randomize_bn(source)
+    randomize_batchnorm(source)
     state = source.state_dict()
     reference = timm.create_model(TIMM_NAMES[width], features_only=True, feature_location='').eval()
     reference.load_state_dict(state, strict=False)
@@ -165,7 +154,7 @@ def test_branches_equal_timm(width):
 
 def test_v2_head_matches_an_independent_computation():
     model = timm.create_model(f'hrnetv2_{SMALL}', upsample_mode='bilinear', align_corners=False).eval()
-    _randomize_bn(model)
+    randomize_batchnorm(model)
     x = _x(97, 131)
     with torch.no_grad():
         branches = model.forward_intermediates(x, indices=[1, 2, 3, 4], intermediates_only=True)
@@ -365,6 +354,7 @@ def test_forward_intermediates_contract():
     assert kept == [1, 2] and isinstance(model.last_layer, torch.nn.Sequential) and len(model.last_layer) == 0
 
 
+@pytest.mark.export
 def test_torchscript():
     for head in ('v1', 'v2', 'v2p'):
         model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
@@ -376,6 +366,7 @@ def test_torchscript():
         assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.export
 @pytest.mark.parametrize('head', ['v1', 'v2', 'v2p'])
 def test_compile_fullgraph_no_graph_break(head):
     model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
@@ -389,6 +380,7 @@ def test_compile_fullgraph_no_graph_break(head):
     assert torch.allclose(out, ref, atol=1e-6)
 
 
+@pytest.mark.export
 @pytest.mark.parametrize('head', ['v1', 'v2', 'v2p'])
 def test_export_dynamic_height_width(head):
     model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
@@ -402,10 +394,11 @@ def test_export_dynamic_height_width(head):
         assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-5)
 
 
+@pytest.mark.export
 def test_onnx_dynamic_height_width_runs_in_onnxruntime(tmp_path):
     ort = pytest.importorskip('onnxruntime')
     model = timm.create_model(f'hrnetv2_{SMALL}').eval()
-    _randomize_bn(model)
+    randomize_batchnorm(model)
     path = tmp_path / 'hrnet.onnx'
     torch.onnx.export(
         model, (_x(160, 224),), str(path), input_names=['image'], output_names=['logits'], dynamo=False,

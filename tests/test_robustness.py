@@ -30,16 +30,10 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from safetensors.torch import load_file
 
-from hrnet_zoo.convert import convert_checkpoint
 from hrnet_zoo.hub import publish
-from hrnet_zoo.integrity import (
-    SAFETENSORS_ONLY,
-    WeightsFetchError,
-    audit_cache,
-    named_fetch_errors,
-    sha256_file,
-    verify_safetensors,
-)
+from hrnet_zoo.weights.convert import convert_checkpoint
+from hrnet_zoo.weights.io import audit_cache, sha256_file, verify_safetensors
+from hrnet_zoo.weights.pretrained import SAFETENSORS_ONLY, WeightsFetchError, named_fetch_errors
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -282,6 +276,7 @@ _FETCHER = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_four_processes_fetch_the_same_weights_at_once(hub, hf_home, published, tmp_path):
     hub.inject('drop', method='GET', path_contains=FILE)  # the first download is cut: the others wait on its lock
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]))

@@ -117,6 +117,7 @@ def test_pyramid_model_has_no_classifier(hub, hf_home: Path, published: Callable
         transformers.AutoModelForImageClassification.from_pretrained(hub_repo_id, cache_dir=hf_home)
 
 
+@pytest.mark.subprocess
 def test_without_import_hrnet_zoo_the_architecture_is_unknown(tmp_path: Path) -> None:
     """timm has no plugin discovery: a fresh interpreter that skips ``import hrnet_zoo`` cannot build the model."""
     folder = tmp_path / 'local'

@@ -21,7 +21,7 @@ convolution the only fp32 gain left is fewer multiplications (5):
 4. optionally bf16 weights (``dtype=torch.bfloat16``; the model then expects bf16 input), which runs on
    AMX tiles where the CPU has them;
 5. in fp32, the 3x3 stride-1 convolutions with at least 96 channels in and out by Winograd F(4x4, 3x3)
-   (:mod:`hrnet_zoo.winograd`): 4x fewer multiplications, measured 1.3x-2.2x faster per convolution.
+   (:mod:`hrnet_zoo.fast.winograd`): 4x fewer multiplications, measured 1.3x-2.2x faster per convolution.
 
 Outputs match the eager fp32 model to ~1e-6 relative in fp32 (the tests require 1e-4) and to ~1e-2
 in bf16 (the tests require 2e-2); relative error means ``||a - b|| / ||b||`` over each output tensor.
@@ -38,7 +38,8 @@ from timm.models.resnet import BasicBlock, Bottleneck
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .backbone import ExchangeUnit, FuseDown, FuseIdentity, FuseUp
+from ..backbone import ExchangeUnit, FuseDown, FuseIdentity, FuseUp
+from . import _onednn
 from .winograd import Winograd3x3, suits
 
 __all__ = ['optimize_for_inference', 'fold_batchnorm', 'FusedConv']
@@ -114,9 +115,8 @@ class FusedConv(nn.Module):
         if packed is None:
             if len(self._packed) >= self.max_packed:
                 return self.weight
-            packed = torch.ops.mkldnn._reorder_convolution_weight(
-                self.weight, self.padding, self.stride, self.dilation, self.groups, list(shape)
-            )
+            conv_args = (self.padding, self.stride, self.dilation, self.groups)
+            packed = _onednn.pack_weight(self.weight, *conv_args, list(shape))
             self._packed[shape] = packed
         return packed
 
@@ -143,14 +143,13 @@ class FusedConv(nn.Module):
         return buf.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        attr = 'relu' if self.relu else 'none'
         x = self._in(x)
         if self.winograd is not None:
             return self.winograd(x, relu=self.relu)
         if self.reuse_output and self.channels_last:
             return self.add(x, self._reused_output(x), relu=self.relu, inplace=True)
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, self._weight_for(x), self.bias, self.padding, self.stride, self.dilation, self.groups, attr, [], ''
+        return _onednn.conv(
+            x, self._weight_for(x), self.bias, self.padding, self.stride, self.dilation, self.groups, self.relu
         )
 
     def add(self, x: Tensor, other: Tensor, relu: bool, inplace: bool = False) -> Tensor:
@@ -158,16 +157,8 @@ class FusedConv(nn.Module):
         other, x = self._in(other), self._in(x)
         if self.winograd is not None:
             return self.winograd(x, residual=other, relu=relu, inplace=inplace)
-        weight = self._weight_for(x)
-        if inplace:
-            op = torch.ops.mkldnn._convolution_pointwise_.binary
-            args = (other, x)
-        else:
-            op = torch.ops.mkldnn._convolution_pointwise.binary
-            args = (x, other)
-        unary = 'relu' if relu else None
-        return op(*args, weight, self.bias, self.padding, self.stride, self.dilation, self.groups, 'add', None,
-                  unary, [], '')  # fmt: skip
+        return _onednn.conv_add(x, other, self._weight_for(x), self.bias, self.padding, self.stride, self.dilation,
+                                self.groups, relu, inplace)  # fmt: skip
 
     def __repr__(self) -> str:
         wino = ', winograd' if self.winograd is not None else ''
@@ -263,7 +254,7 @@ def _upsample_add(
     resized = F.interpolate(small, size=list(base.shape[-2:]), mode=mode, align_corners=align_corners)
     out, other = (base, resized) if inplace else (resized, base)
     if relu and out.dtype == torch.float32:
-        return torch.ops.aten._add_relu_(out, other)  # one pass instead of two; ATen has it for fp32, not bf16
+        return _onednn.add_relu_(out, other)
     out.add_(other)
     return out.relu_() if relu else out
 
@@ -407,7 +398,7 @@ def _fuse_sibling_relus(model: nn.Module) -> None:
                 model[i + 2] = nn.Identity()
 
 
-def _backbone(model: nn.Module) -> nn.Module:
+def unwrap_features(model: nn.Module) -> nn.Module:
     """Our model itself, or the one inside timm's FeatureGetterNet (features_only=True)."""
     inner = getattr(model, 'model', None)
     return inner if isinstance(inner, nn.Module) and hasattr(inner, 'forward_branches') else model
@@ -431,7 +422,7 @@ def optimize_for_inference(
         fuse_ops: run convolutions as fused oneDNN primitives (default: when on CPU with oneDNN and
             channels_last, in fp32 or bf16). With False, only BatchNorm folding, dtype and layout apply.
         winograd: compute the fp32 3x3 stride-1 convolutions with at least 96 input and output channels by
-            Winograd F(4x4, 3x3) (:mod:`hrnet_zoo.winograd`; default: with ``fuse_ops`` in fp32). Fewer
+            Winograd F(4x4, 3x3) (:mod:`hrnet_zoo.fast.winograd`; default: with ``fuse_ops`` in fp32). Fewer
             multiplications, different rounding (~3e-6 relative per convolution).
         inplace: optimise ``model`` itself instead of a deep copy.
 
@@ -452,10 +443,10 @@ def optimize_for_inference(
             channels_last
             and param.device.type == 'cpu'
             and param.dtype in (torch.float32, torch.bfloat16)
-            and torch.backends.mkldnn.is_available()
+            and _onednn.available()
         )
     if fuse_ops:
-        backbone = _backbone(model)
+        backbone = unwrap_features(model)
         _fuse_ops(backbone, channels_last=channels_last)
         for seq in backbone.modules():
             if isinstance(seq, nn.Sequential):

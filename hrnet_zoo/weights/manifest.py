@@ -8,14 +8,15 @@ derived from these records (torchvision's ``Weights`` design).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .specs import WIDTHS
+from ..specs import ARCHS, HEADS, WIDTHS, HeadSpec, arch_name, did_you_mean, parse_arch
+from .counts import COUNTS
 
 __all__ = [
+    'BACKBONE_TASK',
     'HUB_ORG',
     'HEADS',
     'ARCHS',
@@ -23,14 +24,15 @@ __all__ = [
     'Source',
     'WeightsRecord',
     'MANIFEST',
+    'default_tag',
     'get_record',
     'arch_name',
     'parse_arch',
 ]
 
 HUB_ORG = 'hrnet-zoo'  # the Hugging Face organisation every hf_hub_id points into
-HEADS = ('v1', 'v2', 'v2p')
-ARCHS = tuple(f'hrnet{head}_{width}' for head in HEADS for width in WIDTHS)
+# The task of ImageNet-pretrained backbones: their records carry no trained head.
+BACKBONE_TASK = 'image-classification'
 
 PAPER = 'Deep High-Resolution Representation Learning for Visual Recognition'
 PAPER_ID = 'arXiv:1908.07919'
@@ -116,16 +118,34 @@ class WeightsRecord:
         return f'{HUB_ORG}/{self.name}'
 
     @property
+    def backbone_only(self) -> bool:
+        """ImageNet pretraining: the backbone is trained, the task head is not."""
+        return self.task == BACKBONE_TASK
+
+    @property
     def head(self) -> str:
         return parse_arch(self.arch)[0]
+
+    @property
+    def head_spec(self) -> HeadSpec:
+        return HEADS[self.head]
 
     @property
     def width(self) -> str:
         return parse_arch(self.arch)[1]
 
+    @property
+    def params(self) -> int:
+        """Parameters of the model this tag builds (with its num_classes)."""
+        return COUNTS[self.name][0]
+
+    @property
+    def gflops(self) -> float:
+        """Official-convention GFLOPs (multiply-adds / 2^30) at ``input_size``."""
+        return COUNTS[self.name][1]
+
     def pretrained_cfg(self) -> dict:
         """The timm pretrained cfg for this tag."""
-        classifier = {'v1': 'final_layer', 'v2': 'last_layer.3', 'v2p': None}[self.head]
         return dict(
             hf_hub_id=self.hf_hub_id,
             num_classes=self.num_classes,
@@ -137,7 +157,7 @@ class WeightsRecord:
             mean=self.mean,
             std=self.std,
             first_conv='conv1',
-            classifier=classifier,
+            classifier=self.head_spec.classifier,
             license=self.license,
             origin_url=self.source.url,
             paper_name=PAPER,
@@ -146,28 +166,9 @@ class WeightsRecord:
         )
 
 
-def arch_name(head: str, width: str) -> str:
-    return f'hrnet{head}_{width}'
-
-
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
-    return f'did you mean {" or ".join(repr(c) for c in close)}? ' if close else ''
-
-
-def parse_arch(arch: str) -> tuple[str, str]:
-    """``'hrnetv2p_w32'`` -> ``('v2p', 'w32')``; unknown names list the valid ones."""
-    head, _, width = arch.removeprefix('hrnet').partition('_')
-    if head not in HEADS or width not in WIDTHS:
-        hint = _did_you_mean(arch, list(ARCHS))
-        raise ValueError(f'Unknown HRNet architecture {arch!r}; {hint}expected one of: {", ".join(ARCHS)}')
-    return head, width
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Records. Order matters: the first tag listed for an architecture is its default (task weights before ImageNet).
 
-_HEAD_DEFAULT_CLASSES = {'v1': 17, 'v2': 19, 'v2p': 0}
 _CLS_REPO = 'https://github.com/HRNet/HRNet-Image-Classification'
 _SEG_REPO = 'https://github.com/HRNet/HRNet-Semantic-Segmentation'
 _POSE_REPO = 'https://github.com/leoxiaobin/deep-high-resolution-net.pytorch'
@@ -193,7 +194,7 @@ def _seg(width, tag, dataset, dataset_name, num_classes, size, file_name, url, m
     return WeightsRecord(
         arch=arch_name('v2', width),
         tag=tag,
-        task='image-segmentation',
+        task=HEADS['v2'].task,
         dataset=dataset,
         dataset_name=dataset_name,
         num_classes=num_classes,
@@ -211,7 +212,7 @@ def _pose(width, tag, dataset, dataset_name, joints, size, metrics) -> WeightsRe
     return WeightsRecord(
         arch=arch_name('v1', width),
         tag=tag,
-        task='keypoint-detection',
+        task=HEADS['v1'].task,
         dataset=dataset,
         dataset_name=dataset_name,
         num_classes=len(joints),
@@ -236,7 +237,7 @@ def _det(width, ap) -> WeightsRecord:
     return WeightsRecord(
         arch=arch_name('v2p', width),
         tag='coco',
-        task='object-detection',
+        task=HEADS['v2p'].task,
         dataset='coco',
         dataset_name='COCO',
         num_classes=0,
@@ -252,10 +253,10 @@ def _in1k(head: str, width: str) -> WeightsRecord:
     return WeightsRecord(
         arch=arch_name(head, width),
         tag='in1k',
-        task='image-classification',
+        task=BACKBONE_TASK,
         dataset='imagenet-1k',
         dataset_name='ImageNet-1k',
-        num_classes=_HEAD_DEFAULT_CLASSES[head],
+        num_classes=HEADS[head].default_num_classes,
         input_size=(3, 224, 224),
         crop_pct=0.875,
         source=Source('model.safetensors', f'https://huggingface.co/timm/{timm_name}.ms_in1k', _CLS_REPO, 'timm'),
@@ -306,5 +307,11 @@ def get_record(name: str) -> WeightsRecord:
     arch = name.partition('.')[0]
     parse_arch(arch)
     tags = [r.tag for r in MANIFEST.values() if r.arch == arch]
-    close = _did_you_mean(name, [f'{arch}.{t}' for t in tags])
+    close = did_you_mean(name, [f'{arch}.{t}' for t in tags])
     raise ValueError(f'No pretrained weights {name!r}; {close}{arch} has tags: {", ".join(tags)}')
+
+
+def default_tag(arch: str) -> str:
+    """The tag ``timm.create_model(arch, pretrained=True)`` loads: the first record listed for ``arch``."""
+    parse_arch(arch)
+    return next(r.tag for r in MANIFEST.values() if r.arch == arch)

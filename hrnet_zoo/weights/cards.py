@@ -10,29 +10,16 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .stats import arch_stats
-from .weights import CITATION, MANIFEST, WeightsRecord, get_record
+from .manifest import CITATION, MANIFEST, WeightsRecord, get_record
 
 __all__ = ['model_card', 'write_cards']
 
-_PIPELINE_TAGS = {
-    'image-classification': 'image-feature-extraction',  # ImageNet-pretrained backbone, no classifier
-    'image-segmentation': 'image-segmentation',
-    'keypoint-detection': 'keypoint-detection',
-    'object-detection': 'object-detection',
-}
-_DISPLAY = {'v1': 'HRNetV1', 'v2': 'HRNetV2', 'v2p': 'HRNetV2p'}
-_HEAD_TEXT = {
-    'v1': 'HRNetV1: the high-resolution branch alone, a 1x1 conv to per-keypoint heatmaps at 1/4 resolution',
-    'v2': 'HRNetV2: all four branches upsampled to 1/4 resolution and concatenated, then a 1x1 conv + BN + ReLU '
-    'and a 1x1 classifier giving per-pixel logits at 1/4 resolution',
-    'v2p': 'HRNetV2p: the HRNetV2 concatenation reduced to 256 channels and pooled into a 5-level pyramid '
-    '(strides 4 to 64), a 3x3 conv per level, for detectors such as Faster R-CNN',
-}
+# The Hub pipeline tag is the task's, except for ImageNet-pretrained backbones, which have no classifier.
+_BACKBONE_PIPELINE_TAG = 'image-feature-extraction'
 
 
 def _eval_results(record: WeightsRecord) -> list[EvalResult] | None:
-    if record.task == 'image-classification':
+    if record.backbone_only:
         return None  # the ImageNet numbers belong to the classification model, not to this backbone + head
     return [
         EvalResult(
@@ -60,12 +47,8 @@ def _usage(record: WeightsRecord) -> str:
         f'x = torch.randn(1, {size[0]}, {size[1]}, {size[2]})  # a normalised image batch',
         'with torch.no_grad():',
     ]
-    lines += {
-        'v1': ['    heatmaps = model(x)  # (1, num_keypoints, H/4, W/4)'],
-        'v2': ['    logits = model(x)  # (1, num_classes, H/4, W/4); upsample to the label size'],
-        'v2p': ['    levels = model(x)  # 5 maps of 256 channels at strides 4, 8, 16, 32, 64'],
-    }[record.head]
     lines += [
+        f'    {record.head_spec.usage}',
         '',
         '# the multi-branch backbone: stem (64 ch, stride 2) and four branches (strides 4 to 32)',
         f"backbone = timm.create_model('{record.name}', pretrained=True, features_only=True)",
@@ -76,14 +59,13 @@ def _usage(record: WeightsRecord) -> str:
 def model_card(name: str) -> ModelCard:
     """The card of ``<arch>.<tag>``: front matter (license, datasets, model-index) and a body, from its record."""
     record = get_record(name)
-    stats = arch_stats(record.name)
     size = 'x'.join(str(s) for s in record.input_size[1:])
     data = ModelCardData(
         library_name='timm',
         license=record.license,
         datasets=[record.dataset],
         tags=['hrnet', 'hrnet_zoo', 'timm', record.task],
-        pipeline_tag=_PIPELINE_TAGS[record.task],
+        pipeline_tag=_BACKBONE_PIPELINE_TAG if record.backbone_only else record.task,
         model_name=record.name,
         eval_results=_eval_results(record),
     )
@@ -95,17 +77,17 @@ def model_card(name: str) -> ModelCard:
     notes = ''.join(f'\n- {note}' for note in record.notes)
     body = f"""# Model card for {record.name}
 
-{_DISPLAY[record.head]}-{record.width.upper()} from *Deep High-Resolution Representation
+{record.head_spec.display_name}-{record.width.upper()} from *Deep High-Resolution Representation
 Learning for Visual Recognition* (Wang et al., TPAMI 2020), {record.task.replace('-', ' ')} weights trained on
 {record.dataset_name}, converted from the official release to safetensors for
 [timm](https://github.com/huggingface/pytorch-image-models) by hrnet_zoo.
 
-Head: {_HEAD_TEXT[record.head]}.
+Head: {record.head_spec.summary}.
 
 ## Model details
 - Architecture: `{record.arch}` (width {record.width}, head {record.head})
-- Params (M): {stats.params / 1e6:.3f}
-- GFLOPs at {size}: {stats.gflops:.2f} (conv + linear multiply-adds / 2^30, the official tables' convention)
+- Params (M): {record.params / 1e6:.3f}
+- GFLOPs at {size}: {record.gflops:.2f} (conv + linear multiply-adds / 2^30, the official tables' convention)
 - Input size: {size}, ImageNet mean/std normalisation
 - Outputs: {labels}
 - Fuse-layer upsampling it was trained with: {upsample} (set by this tag; `upsample_mode=` overrides it){notes}

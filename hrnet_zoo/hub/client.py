@@ -16,13 +16,14 @@ import timm
 import torch
 from huggingface_hub import HfApi
 
-from .convert import load_checkpoint
-from .integrity import sha256_file, verify_safetensors
+from ..specs import HEADS
+from ..weights.convert import load_checkpoint
+from ..weights.io import sha256_file, verify_safetensors
 
-__all__ = ['PUBLISHED_FILES', 'PublishResult', 'publish', 'verify_published', 'check_folder', 'sha256_file']
+__all__ = ['PUBLISHED_FILES', 'PublishResult', 'publish', 'verify_published', 'check_folder']
 
 PUBLISHED_FILES = ('model.safetensors', 'config.json', 'README.md')
-_HEAD_PREFIXES = ('final_layer.', 'last_layer.', 'neck.')  # untrained in backbone-only weights
+_HEAD_PREFIXES = tuple(head.prefix for head in HEADS.values())  # untrained in backbone-only weights
 _PICKLE_SUFFIXES = ('.bin', '.pth', '.pt', '.pkl', '.pickle', '.ckpt', '.tar')
 
 

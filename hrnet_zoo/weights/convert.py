@@ -16,7 +16,6 @@ key for key and shape for shape.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import re
@@ -27,11 +26,18 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors.torch import load_file, save_file
+from timm.models._hub import save_config_for_hf  # no public name in timm 1.0.31
 from torch import Tensor
 
-from .integrity import DIGEST_KEY, few, key_mismatch, tensors_digest
-from .specs import WIDTHS, get_spec
-from .weights import MANIFEST, WeightsRecord, get_record, parse_arch
+from ..models import create_hrnet
+from ..specs import HEADS, get_spec, parse_arch
+from ..version import __version__
+from .cards import model_card
+from .checks import WIDTH_KEY, key_mismatch, width_of
+from .io import DIGEST_KEY, few, sha256_file, tensors_digest
+from .manifest import WeightsRecord, default_tag, get_record
+from .pretrained import fill_untrained_head
 
 __all__ = ['MMLAB_RENAMES', 'convert_checkpoint', 'convert_state_dict', 'detect_layout', 'load_checkpoint']
 
@@ -42,7 +48,7 @@ MMLAB_RENAMES: tuple[tuple[str, str], ...] = (
     (r'^decode_head\.convs\.0\.conv\.', 'last_layer.0.'),  # mmseg FCNHead: its ConvModule conv has no bias
     (r'^decode_head\.convs\.0\.bn\.', 'last_layer.1.'),
     (r'^decode_head\.conv_seg\.', 'last_layer.3.'),
-    (r'^(keypoint_head|head)\.final_layer\.', 'final_layer.'),  # mmpose 0.x / 1.x
+    (r'^(keypoint_head|head)\.final_layer\.', HEADS['v1'].prefix),  # mmpose 0.x / 1.x
     (r'^neck\.reduction_conv\.(conv|0)\.', 'neck.reduction_conv.'),  # mmdet ConvModule / mmdet v1 Sequential
     (r'^neck\.fpn_convs?\.(\d+)\.(conv\.)?', r'neck.fpn_convs.\1.'),  # mmdet `fpn_convs.i.conv` / v1 `fpn_conv.i`
 )
@@ -55,15 +61,6 @@ _NOT_MODEL = re.compile(
     r'|^head\.fc\.'  # mmpretrain's linear classifier
     r'|^(incre_modules|downsamp_modules|classifier)\.|^final_layer\.\d+\.'  # the official ImageNet head
 )
-# The task head of each model kind, in our (= official) names.
-_TASK_HEADS = {
-    'v1': re.compile(r'^final_layer\.(weight|bias)$'),
-    'v2': re.compile(r'^last_layer\.'),
-    'v2p': re.compile(r'^neck\.(reduction_conv|fpn_convs)\.'),
-}
-_HEAD_NAMES = {'v1': 'final_layer (pose head)', 'v2': 'last_layer (segmentation head)', 'v2p': 'neck (HRFPN)'}
-_HEAD_CLASSES_KEY = {'v1': 'final_layer.weight', 'v2': 'last_layer.3.weight'}  # out channels = num_classes
-_WIDTH_KEY = 'stage4.0.branches.0.0.conv1.weight'  # out channels = C, the width
 _FOLDER_FILES = {'model.safetensors', 'config.json', 'README.md'}
 
 
@@ -140,19 +137,12 @@ def _target(model_name: str) -> tuple[str, WeightsRecord | None]:
 
 def _check_width(sd: Mapping[str, Tensor], arch: str, width: str) -> None:
     """Weights of another width fail here, with the width they look like, not with 900 mis-shaped keys."""
-    weight = sd.get(_WIDTH_KEY)
-    if weight is None or weight.dim() != 4:
-        return  # the key check reports it
-    channels = weight.shape[0]
-    blocks = len({k.split('.')[1] for k in sd if k.startswith('layer1.')})
-    if channels == get_spec(width).branch_channels[0] and blocks == get_spec(width).stage1.num_blocks[0]:
-        return
-    found = [n for n, s in WIDTHS.items() if s.branch_channels[0] == channels and s.stage1.num_blocks[0] == blocks]
-    looks = found[0] if found else 'no known HRNet width'
-    raise ValueError(
-        f'the checkpoint holds {looks} weights ({_WIDTH_KEY} has {channels} output channels, {blocks} layer1 '
-        f'blocks), but {arch} is {width} ({get_spec(width).branch_channels[0]} channels)'
-    )
+    found = width_of({k: tuple(v.shape) for k, v in sd.items()})
+    if found is not None and found != width:
+        raise ValueError(
+            f'the checkpoint holds {found} weights ({WIDTH_KEY} has {sd[WIDTH_KEY].shape[0]} output channels), but '
+            f'{arch} is {width} ({get_spec(width).branch_channels[0]} channels)'
+        )
 
 
 def _add_num_batches_tracked(sd: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -187,26 +177,28 @@ def convert_state_dict(state_dict: Mapping[str, Tensor], model_name: str) -> dic
     sd = _add_num_batches_tracked(sd)
 
     # ImageNet tags ship the backbone only; other kinds' heads are never used
-    keep_head = record is None or record.task != 'image-classification'
-    unused = [p for kind, p in _TASK_HEADS.items() if kind != head or not keep_head]
-    if head == 'v1':  # the last exchange unit fuses into branch 0 only
-        unused.append(re.compile(rf'^stage4\.{get_spec(width).stage4.num_modules - 1}\.fuse_layers\.[1-9]\.'))
-    sd = {k: v for k, v in sd.items() if not any(p.match(k) for p in unused)}
+    keep_head = record is None or not record.backbone_only
+    own_head = HEADS[head]
+    unused = tuple(h.prefix for h in HEADS.values() if h is not own_head or not keep_head)
+    if not own_head.multi_scale_output:  # the last exchange unit fuses into branch 0 only
+        last = get_spec(width).stage4.num_modules - 1
+        other_rows = re.compile(rf'^stage4\.{last}\.fuse_layers\.[1-9]\.')
+        sd = {k: v for k, v in sd.items() if not other_rows.match(k)}
+    sd = {k: v for k, v in sd.items() if not k.startswith(unused)}
 
-    own_head = _TASK_HEADS[head]
-    has_head = any(own_head.match(k) for k in sd)
+    has_head = any(k.startswith(own_head.prefix) for k in sd)
     if keep_head and record is not None and not has_head:
         raise ValueError(
-            f'{model_name} needs a trained {_HEAD_NAMES[head]} ({record.task}), but the checkpoint ({layout} '
+            f'{model_name} needs a trained {own_head.described} ({record.task}), but the checkpoint ({layout} '
             f'layout) has none; backbone-only weights go to an ImageNet tag such as {arch}.in1k'
         )
     num_classes = record.num_classes if record is not None else None
-    if num_classes is None and _HEAD_CLASSES_KEY.get(head) in sd:
-        num_classes = sd[_HEAD_CLASSES_KEY[head]].shape[0]
+    if num_classes is None and own_head.num_classes_key in sd:
+        num_classes = sd[own_head.num_classes_key].shape[0]
     kwargs = {} if num_classes is None else {'num_classes': num_classes}
-    expected = {k: v.shape for k, v in timm.create_model(arch, device='meta', **kwargs).state_dict().items()}
+    expected = {k: v.shape for k, v in create_hrnet(arch, device='meta', **kwargs).state_dict().items()}
     if not has_head:  # backbone-only: the head is missing by design, the model keeps its initialised one
-        expected = {k: s for k, s in expected.items() if not own_head.match(k)}
+        expected = {k: s for k, s in expected.items() if not k.startswith(own_head.prefix)}
     _check_keys(sd, expected, model_name, layout)
     return sd
 
@@ -246,8 +238,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     _check_file(path)
     if _is_safetensors(path):
-        from safetensors.torch import load_file
-
         try:
             tensors = load_file(path)
         except OSError:
@@ -280,14 +270,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Tensor]:
     return _unwrap(obj, str(path))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open('rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
     """Write into a temp folder beside ``out_dir``, then rename it into place: never a half-written folder."""
     out_dir = out_dir.resolve()  # `.` and `..` have no name to put a sibling beside
@@ -316,26 +298,18 @@ def _replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _default_tag(arch: str) -> str:
-    return next(r.tag for r in MANIFEST.values() if r.arch == arch)  # the first record listed is the default
-
-
 def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | Path) -> Path:
     """Convert a released checkpoint for ``<arch>[.<tag>]`` into ``out_dir``: ``model.safetensors``,
     ``config.json`` (timm's) and ``README.md`` (the model card). Returns ``out_dir``.
 
     Refuses a file whose sha256 differs from the manifest's, and any state_dict that does not load strictly.
     """
-    from . import __version__
-    from .cards import model_card
-    from .models import fill_untrained_head
-
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     arch, _, tag = model_name.partition('.')
     parse_arch(arch)
-    record = get_record(f'{arch}.{tag or _default_tag(arch)}')
+    record = get_record(f'{arch}.{tag or default_tag(arch)}')
     _check_file(checkpoint)
-    digest = _sha256(checkpoint)  # before unpickling anything
+    digest = sha256_file(checkpoint)  # before unpickling anything
     if record.source.sha256 and digest != record.source.sha256.lower():
         raise ValueError(
             f'{checkpoint} has sha256 {digest}, but {record.name} expects {record.source.sha256} '
@@ -343,6 +317,7 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
         )
     tensors = convert_state_dict(load_checkpoint(checkpoint), record.name)
 
+    # through timm's factory, which records the kwargs that config.json's model_args carry
     model = timm.create_model(
         record.name,
         num_classes=record.num_classes,
@@ -363,9 +338,6 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
     metadata[DIGEST_KEY] = tensors_digest(tensors, metadata)  # safetensors has no checksum of its own
 
     def write(folder: Path) -> None:
-        from safetensors.torch import save_file
-        from timm.models._hub import save_config_for_hf
-
         save_file(tensors, str(folder / 'model.safetensors'), metadata=metadata)
         model_args = dict(upsample_mode=record.upsample_mode, align_corners=record.align_corners)
         save_config_for_hf(model, str(folder / 'config.json'), model_args=model_args)

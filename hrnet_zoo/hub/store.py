@@ -1,4 +1,4 @@
-"""On-disk storage behind :mod:`hrnet_zoo.hub_server`: content-addressed blobs, commits and refs.
+"""On-disk storage behind :mod:`hrnet_zoo.hub.server`: content-addressed blobs, commits and refs.
 
 Layout under ``root``::
 
@@ -11,6 +11,7 @@ Layout under ``root``::
 Commits are immutable JSON objects ``{id, parent, title, message, date, files}`` where ``files`` maps each path to
 ``{sha256, size, oid, lfs}`` (``oid`` is the git blob sha1 the Hub reports: of the content for regular files, of the
 LFS pointer for LFS files). Nothing is cached in memory, so a root written by one server can be served again later.
+Standard library only, but for :func:`parse_card_data`, which borrows huggingface_hub's card parser when called.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import datetime as dt
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -47,6 +49,7 @@ _REF_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._/-]{0,199}')
 SHA256_RE = re.compile(r'[0-9a-f]{64}')
 COMMIT_RE = re.compile(r'[0-9a-f]{40}')
 _CHUNK = 1 << 20
+_log = logging.getLogger(__name__)
 
 
 class HubError(Exception):
@@ -121,40 +124,31 @@ def wants_lfs(path: str, size: int, sample: bytes, gitattributes: str) -> bool:
     return False
 
 
-def _scalar(text: str) -> Any:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in '\'"':
-        return text[1:-1]
-    if text.startswith('[') and text.endswith(']'):
-        return [_scalar(item) for item in text[1:-1].split(',') if item.strip()]
-    if text in ('true', 'false'):
-        return text == 'true'
-    return int(text) if re.fullmatch(r'-?\d+', text) else text
+def _json_value(value: Any) -> Any:
+    # YAML has dates, timestamps, sets and bytes; JSON has none of them, and model info is sent as JSON.
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
 
 
 def parse_card_data(readme: str) -> dict[str, Any] | None:
-    """Parse simple README front matter (``key: scalar`` and ``key:`` + ``- item`` lists).
+    """The README's YAML front matter, as JSON-ready data; None without front matter or when it does not parse.
 
-    Nested mappings are beyond this parser and are left out rather than misread.
+    Parsed by huggingface_hub's own :class:`~huggingface_hub.RepoCard`, so model info reports what the client
+    would read from the file itself.
     """
-    match = re.match(r'---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)', readme, re.S)
-    if match is None:
+    # Imported here so that importing the server needs nothing beyond the standard library.
+    from huggingface_hub import RepoCard
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK  # the Hub's own test for front matter
+
+    if REGEX_YAML_BLOCK.search(readme) is None:
+        return None  # checked first: RepoCard would log a warning and report {}
+    try:
+        data = RepoCard(readme).data.to_dict()
+    except Exception as err:  # bad YAML, a block that is no mapping, keys CardData refuses: all an unreadable card
+        _log.warning(
+            'README.md front matter does not parse (%s: %s); model info leaves out cardData', type(err).__name__, err
+        )
         return None
-    data: dict[str, Any] = {}
-    key: str | None = None
-    for line in match.group(1).splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith('#'):
-            continue
-        if not line[0].isspace() and not line.startswith('-') and ':' in line:
-            key, _, value = (s.strip() for s in line.partition(':'))
-            data[key] = _scalar(value) if value else []
-        elif key is not None and stripped.startswith('- ') and isinstance(data.get(key), list):
-            data[key].append(_scalar(stripped[2:]))
-        elif key is not None:
-            data.pop(key, None)
-            key = None
-    return data
+    return json.loads(json.dumps(data, default=_json_value))
 
 
 def _tree_item(path: str, entry: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,42 @@
+"""Helpers several test files share: timm's names of the widths, and BatchNorm randomisation."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# timm's classification HRNet of each width, written out here rather than read from our specs (timm's
+# `hrnet_w18_small` is the official small_v1)
+TIMM_NAMES = {
+    'w18_small_v1': 'hrnet_w18_small', 'w18_small_v2': 'hrnet_w18_small_v2', 'w18': 'hrnet_w18', 'w30': 'hrnet_w30',
+    'w32': 'hrnet_w32', 'w40': 'hrnet_w40', 'w44': 'hrnet_w44', 'w48': 'hrnet_w48', 'w64': 'hrnet_w64',
+}  # fmt: skip
+
+
+def randomize_batchnorm(
+    model: nn.Module,
+    *,
+    seed: int = 0,
+    gain: tuple[float, float] | None = (0.5, 1.5),
+    shift: float = 0.1,
+    mean: float = 0.1,
+    var: tuple[float, float] = (0.5, 2.0),
+) -> nn.Module:
+    """Give every BatchNorm2d non-trivial statistics (and, with ``gain``, affine terms), so that equivalence and
+    folding tests see more than identity BNs. ``gain`` below 1 keeps deep random activations O(1); None leaves the
+    affine terms alone. Returns ``model``."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(n: int, low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=generator)
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=generator) * mean)
+                m.running_var.copy_(uniform(n, *var))
+                if gain is not None and m.affine:
+                    m.weight.copy_(uniform(n, *gain))
+                    m.bias.copy_(torch.randn(n, generator=generator) * shift)
+    return model

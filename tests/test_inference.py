@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 import hrnet_zoo  # noqa: F401  (registers the models)
 from hrnet_zoo.cli import main
+from hrnet_zoo.fast import _onednn
 from hrnet_zoo.fast.optimize import FusedConv, _chains_exactly, optimize_for_inference
 from hrnet_zoo.fast.winograd import Winograd3x3, suits
 
@@ -309,3 +310,50 @@ def test_bench_quick_writes_json(tmp_path) -> None:
             assert r['paired_speedup_vs_timm'] == pytest.approx((per_round[0] + per_round[1]) / 2, rel=1e-2)
         if r['group'] == 'train':
             assert r['peak_mib'] > 0
+
+
+def _broken_op(kind: str, real_op):
+    """``real_op`` as a future torch might ship it: gone, with another signature, or with another answer."""
+    if kind == 'missing':
+        raise AttributeError("'_OpNamespace' 'mkldnn' object has no attribute")
+    if kind == 'signature':
+
+        def changed(*args, **kwargs):
+            raise RuntimeError('mkldnn::_convolution_pointwise() Expected a value of type int for argument attr')
+
+        return changed
+    return lambda *args: real_op(*args).mul(1.5)  # 'answer': runs, but computes something else
+
+
+@pytest.mark.parametrize('kind', ['missing', 'signature', 'answer'])
+def test_fast_path_falls_back_when_a_private_op_breaks(monkeypatch, kind: str) -> None:
+    real_lookup = _onednn._op
+
+    def lookup(namespace: str, name: str):
+        op = real_lookup(namespace, name)
+        return _broken_op(kind, op) if name == '_convolution_pointwise' else op
+
+    monkeypatch.setattr(_onednn, '_op', lookup)
+    _onednn.probe.cache_clear()
+    try:
+        model = _model('hrnetv2_' + WIDTH)
+        x = torch.randn(1, 3, 97, 131)
+        with pytest.warns(RuntimeWarning, match=r'fused oneDNN path is off \(.*_convolution_pointwise') as record:
+            fast = optimize_for_inference(model)
+        assert len(record) == 1
+        assert not any(isinstance(m, FusedConv) for m in fast.modules()), 'the broken op is still in the model'
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules()), 'the fallback should still fold'
+        with torch.no_grad():
+            ref, out = model(x), fast(x)
+        assert _rel(out, ref) < 1e-4
+    finally:
+        _onednn.probe.cache_clear()  # the next test probes the real ops again
+
+
+def test_probe_passes_on_this_torch_and_fast_path_does_not_warn(recwarn) -> None:
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip('no oneDNN in this torch build')
+    assert _onednn.probe(torch.float32) is None
+    fast = optimize_for_inference(_model('hrnetv1_' + WIDTH))
+    assert any(isinstance(m, FusedConv) for m in fast.modules())
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

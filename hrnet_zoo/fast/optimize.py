@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -420,7 +421,9 @@ def optimize_for_inference(
         dtype: convert weights to this dtype (``torch.bfloat16`` for AMX); inputs must then have it too.
         channels_last: NHWC weights and activations (outputs come back NHWC-strided; values are unchanged).
         fuse_ops: run convolutions as fused oneDNN primitives (default: when on CPU with oneDNN and
-            channels_last, in fp32 or bf16). With False, only BatchNorm folding, dtype and layout apply.
+            channels_last, in fp32 or bf16). With False, only BatchNorm folding, dtype and layout apply. The
+            private ops are probed first (:func:`hrnet_zoo.fast._onednn.probe`); if one is missing or wrong,
+            a RuntimeWarning says which and the folded path runs instead.
         winograd: compute the fp32 3x3 stride-1 convolutions with at least 96 input and output channels by
             Winograd F(4x4, 3x3) (:mod:`hrnet_zoo.fast.winograd`; default: with ``fuse_ops`` in fp32). Fewer
             multiplications, different rounding (~3e-6 relative per convolution).
@@ -443,8 +446,19 @@ def optimize_for_inference(
             channels_last
             and param.device.type == 'cpu'
             and param.dtype in (torch.float32, torch.bfloat16)
-            and _onednn.available()
+            and torch.backends.mkldnn.is_available()  # without oneDNN the fused path does not apply; no warning
         )
+    if fuse_ops:
+        failure = _onednn.probe(param.dtype)
+        if failure is not None:
+            # the private ops changed under this torch: the folded model is slower but right
+            warnings.warn(
+                f'optimize_for_inference: the fused oneDNN path is off ({failure}); running the folded model '
+                f'with torch {torch.__version__} public ops instead',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            fuse_ops = False
     if fuse_ops:
         backbone = unwrap_features(model)
         _fuse_ops(backbone, channels_last=channels_last)

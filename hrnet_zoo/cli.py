@@ -1,4 +1,4 @@
-"""``hrnet-zoo``: a thin command line over the package (list, convert, publish, demo, bench).
+"""``hrnet-zoo``: a thin command line over the package (list, convert, publish, cards, demo, export, bench).
 
 Each subcommand parses its arguments and calls one function of the package. Expected failures (a missing
 file, an unknown model, an unreachable Hub) print one line and exit non-zero, without a traceback.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import bench
 from .demo import run_demo
+from .export import FORMATS, ExportError, check_export_target, export_model, load_for_export
 from .hub.client import publish
 from .specs import ARCHS
 from .weights.cards import write_cards
@@ -68,6 +69,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(model=args.model, endpoint=args.endpoint, workdir=args.workdir)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    check_export_target(args.out, args.format)  # before a model is built or fetched
+    model = load_for_export(args.model, args.weights)
+    result = export_model(model, args.out, args.format)
+    batch, h, w = result.check_size
+    outputs = ', '.join(result.output_names)
+    print(f'wrote {result.path} ({args.format}: dynamic batch, height and width; outputs {outputs}); checked '
+          f'against eager PyTorch at {batch}x{h}x{w}: relative error {result.max_relative_error:.1e}')  # fmt: skip
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     return bench.run(args)
 
@@ -105,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--workdir', type=Path, default=None, help='where to keep the files (default: a temp folder)')
     p.set_defaults(func=_cmd_demo)
 
+    p = sub.add_parser('export', help='ONNX or OpenVINO IR, dynamic in size, checked against eager PyTorch')
+    p.add_argument(
+        'model', help='<arch> (random weights) or <arch>.<tag> (its Hub weights), e.g. hrnetv2_w48.cityscapes'
+    )
+    p.add_argument('--format', choices=sorted(FORMATS), default='onnx')
+    p.add_argument(
+        '--out', type=Path, required=True, help='the .onnx file, or the .xml of OpenVINO IR (.bin beside it)'
+    )
+    p.add_argument(
+        '--weights', type=Path, default=None, help='a model.safetensors, or a folder from `hrnet-zoo convert`'
+    )
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser('bench', help='speed and memory against timm, in one process')
     bench.add_arguments(p)
     p.set_defaults(func=_cmd_bench)
@@ -115,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError, OSError) as err:
+    except (ValueError, TypeError, ExportError, OSError) as err:
         print(f'hrnet-zoo {args.command}: error: {err}', file=sys.stderr)
         return 1
 

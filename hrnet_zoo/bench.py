@@ -26,7 +26,6 @@ import subprocess
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
+from .bench_peers import PeerEngines, engine_versions
+from .bench_report import Contender, plot, summarise, table
 from .fast.optimize import optimize_for_inference, unwrap_features
 from .stats import count_gflops
 
@@ -75,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='input of the full-model row (default: 1024 2048)',
     )
     parser.add_argument('--no-full', action='store_true', help='skip the full-model row')
+    parser.add_argument('--no-peers', action='store_true', help='skip ONNX Runtime and OpenVINO (run on our export)')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
     parser.add_argument('--json', type=Path, default=None, help='write the results here')
     parser.add_argument('--plot', type=Path, default=None, help='write a PNG of the speed-ups here (needs matplotlib)')
@@ -118,23 +120,11 @@ def machine_info() -> dict[str, Any]:
         timm=timm.__version__,
         python=platform.python_version(),
         mkldnn=torch.backends.mkldnn.is_available(),
+        **engine_versions(),
     )
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-
-
-@dataclass
-class Contender:
-    """One timed thing: ``fn()`` runs it once; ``flops`` real FLOPs per call (for GFLOP/s)."""
-
-    group: str
-    name: str
-    fn: Callable[[], Any]
-    flops: float = 0.0
-    meta: dict[str, Any] = field(default_factory=dict)
-    times: list[float] = field(default_factory=list)
-    cpu_times: list[float] = field(default_factory=list)
 
 
 def _round_robin(contenders: list[Contender], repeats: int, warmup: int, log: bool = True) -> None:
@@ -243,6 +233,7 @@ def _compiled(model: nn.Module, x: Tensor) -> tuple[Callable[[], Any], float]:
 
 def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Contender]:
     ours, peer = _ours_features(args.width), _timm_features(args.width)
+    peers = _peers(args, ours)
     if args.quick:
         cases = [('b1', 1, (64, 128)), ('b2', 2, (64, 64))]
     else:
@@ -281,9 +272,12 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
             for fmt, who, model, inp, extra in runs:
                 meta = dict(case=case, batch=batch, size=list(size), dtype=dname, format=fmt, who=who, **extra)
                 out.append(Contender(f'{case}/{dname}/{fmt}', who, _caller(model, inp), flops, meta))
+            out += _peer_contenders(peers, f'{case}/{dname}/channels_last', x, dname, flops,
+                                    dict(case=case, batch=batch, size=list(size), dtype=dname))  # fmt: skip
     if not args.no_full:
         size = (64, 128) if args.quick else tuple(args.full_size)
         full = timm.create_model(f'hrnet{args.head}_{args.width}').eval()
+        full_peers = _peers(args, full)
         x = torch.randn(1, 3, *size, generator=gen)
         flops = _flops(full, size, 1)
         case = f'full_{args.head}_{size[0]}x{size[1]}'
@@ -293,6 +287,32 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
             for who, model in (('ours', _cl(full).to(dt)), ('ours_fast', optimize_for_inference(full, dtype=dt))):
                 meta = dict(case=case, batch=1, size=list(size), dtype=dname, format='channels_last', who=who)
                 out.append(Contender(f'{case}/{dname}/channels_last', who, _caller(model, xc), flops, meta))
+            out += _peer_contenders(full_peers, f'{case}/{dname}/channels_last', x, dname, flops,
+                                    dict(case=case, batch=1, size=list(size), dtype=dname))  # fmt: skip
+    return out
+
+
+def _peers(args: argparse.Namespace, model: nn.Module) -> PeerEngines | None:
+    if args.no_peers:
+        return None
+    print('exporting to ONNX for the peer engines ...', flush=True)
+    engines = PeerEngines(model)
+    for line in engines.skipped:
+        print(line)
+    return engines
+
+
+def _peer_contenders(
+    engines: PeerEngines | None, group: str, x: Tensor, dtype: str, flops: float, meta: dict[str, Any]
+) -> list[Contender]:
+    """ONNX Runtime and OpenVINO on our export, in the group of ours with the same input and precision."""
+    if engines is None:
+        return []
+    out = []
+    for who in engines.available:
+        fn = engines.runner(who, x, dtype, torch.get_num_threads())
+        if fn is not None:
+            out.append(Contender(group, who, fn, flops, dict(meta, format='engine', who=who)))
     return out
 
 
@@ -378,81 +398,6 @@ def _measure_memory(contenders: list[Contender]) -> None:
         c.meta['peak_mib'] = live.peak / 2**20
 
 
-# ------------------------------------------------------------------------------------------------- reporting
-
-
-def _summarise(contenders: list[Contender], peaks: dict[str, float]) -> list[dict[str, Any]]:
-    by_group: dict[str, dict[str, Contender]] = {}
-    for c in contenders:
-        by_group.setdefault(c.group, {})[c.name] = c
-    rows = []
-    for c in contenders:
-        med = statistics.median(c.times)
-        row = dict(group=c.group, name=c.name, **c.meta, median_ms=med * 1e3, min_ms=min(c.times) * 1e3,
-                   cpu_median_ms=statistics.median(c.cpu_times) * 1e3,
-                   times_ms=[round(t * 1e3, 2) for t in c.times])  # fmt: skip
-        if c.flops:
-            row['gflop_per_s'] = c.flops / med / 1e9
-            peak = peaks.get(str(c.meta.get('dtype', '')).replace('_autocast', ''))
-            if peak and c.group.startswith(('b', 'full', 'train')):
-                row['fraction_of_peak'] = row['gflop_per_s'] / peak
-        ref = by_group[c.group].get('timm')
-        if ref is not None and c.name != 'timm':
-            row['speedup_vs_timm'] = statistics.median(ref.times) / med
-            row['cpu_speedup_vs_timm'] = statistics.median(ref.cpu_times) / statistics.median(c.cpu_times)
-            # the machine's speed drifts over seconds (a shared VM host): the ratio within each round, where
-            # the two ran back to back, then the median of those, is the steadier figure
-            row['paired_speedup_vs_timm'] = statistics.median(a / b for a, b in zip(ref.times, c.times))
-        rows.append(row)
-    return rows
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        f'{"case / dtype / format":<36} {"contender":<19} {"median ms":>10} {"min ms":>9} {"vs timm":>8} '
-        f'{"paired":>7} {"cpu-time":>8} {"GFLOP/s":>8} {"% peak":>7} {"extra":>12}'
-    ]
-    for r in rows:
-        speed = f'{r["speedup_vs_timm"]:.2f}x' if 'speedup_vs_timm' in r else ''
-        cpu = f'{r["cpu_speedup_vs_timm"]:.2f}x' if 'cpu_speedup_vs_timm' in r else ''
-        paired = f'{r["paired_speedup_vs_timm"]:.2f}x' if 'paired_speedup_vs_timm' in r else ''
-        gf = f'{r["gflop_per_s"]:.0f}' if 'gflop_per_s' in r else ''
-        pk = f'{100 * r["fraction_of_peak"]:.0f}%' if 'fraction_of_peak' in r else ''
-        extra = ''
-        if 'peak_mib' in r:
-            extra = f'{r["peak_mib"]:.0f} MiB'
-        elif 'compile_s' in r:
-            extra = f'compile {r["compile_s"]:.0f}s'
-        lines.append(
-            f'{r["group"]:<36} {r["name"]:<19} {r["median_ms"]:>10.1f} {r["min_ms"]:>9.1f} {speed:>8} {paired:>7} '
-            f'{cpu:>8} {gf:>8} '
-            f'{pk:>7} {extra:>12}'
-        )
-    return '\n'.join(lines)
-
-
-def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f'--plot: matplotlib is not installed; skipped {path}')
-        return False
-    pts = [(f'{r["group"]}\n{r["name"]}', r['speedup_vs_timm']) for r in rows if 'speedup_vs_timm' in r]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(pts) + 1.5))
-    ax.barh([p[0] for p in pts], [p[1] for p in pts], color='tab:blue')
-    ax.axvline(1.0, color='k', lw=0.8)
-    ax.set_xlabel('speed-up vs timm (median time ratio, same run)')
-    ax.set_title(title)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -477,11 +422,11 @@ def run(args: argparse.Namespace) -> int:
         print(f'timing {len(infer)} inference contenders x {args.repeats} repeats (+{args.warmup} warm-up)')
         _round_robin(peak_cs + infer, args.repeats, args.warmup)
         peaks = _peaks(peak_cs)
-        rows += _summarise(peak_cs + infer, peaks)
+        rows += summarise(peak_cs + infer, peaks)
     elif peak_cs:
         _round_robin(peak_cs, args.repeats, args.warmup, log=False)
         peaks = _peaks(peak_cs)
-        rows += _summarise(peak_cs, peaks)
+        rows += summarise(peak_cs, peaks)
     else:
         peaks = {}
     if 'train' in suites:
@@ -491,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
         _round_robin(train_peak + train, args.repeats, args.warmup)
         peaks.update(_peaks(train_peak))
         _measure_memory(train)
-        train_rows = _summarise(train, peaks)
+        train_rows = summarise(train, peaks)
         base = next((r for r in train_rows if r['name'] == 'ours'), None)
         for r in train_rows:
             if base is not None and r['name'] != 'ours':
@@ -502,15 +447,16 @@ def run(args: argparse.Namespace) -> int:
 
     print()
     print(f'hrnet {args.width}: medians of {args.repeats} interleaved repeats; "vs timm" = timm median / ours median')
-    print(_table(rows))
+    print(table(rows))
     print('vs timm: wall-clock ratio of medians; paired: median over rounds of the ratio within a round (the two ran')
     print('back to back); cpu-time: ratio of medians of process CPU time (robust to a busy')
     print('machine when --threads 1). GFLOP/s: 2 FLOPs per multiply-add, 1e9 per GFLOP; % peak: of the matmul')
     print('peak of the same dtype measured in the same loop. Memory: peak live tensor bytes of one training step.')
+    print('vs OV: paired ratio against OpenVINO running our ONNX export in the same loop (>1: faster than it).')
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
         print(f'wrote {args.json}')
     if args.plot:
-        _plot(rows, args.plot, f'hrnet {args.width} on {info["cpu"]} ({info["cores"]} cores)')
+        plot(rows, args.plot, f'hrnet {args.width} on {info["cpu"]} ({info["cores"]} cores)')
     return 0

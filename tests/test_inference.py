@@ -6,6 +6,7 @@ eager fp32 model's output; the worst over a model's outputs must stay under the 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -310,6 +311,28 @@ def test_bench_quick_writes_json(tmp_path) -> None:
             assert r['paired_speedup_vs_timm'] == pytest.approx((per_round[0] + per_round[1]) / 2, rel=1e-2)
         if r['group'] == 'train':
             assert r['peak_mib'] > 0
+    # the peer engines, where installed (the test extra has both), run our export in the same loop
+    for engine in ('onnxruntime', 'openvino'):
+        if data['machine'][engine] is None:
+            continue
+        assert ('b1/fp32/channels_last', engine) in names
+        fast = next(r for r in rows if r['group'] == 'b1/fp32/channels_last' and r['name'] == 'ours_fast')
+        if engine == 'openvino':
+            assert fast['speedup_vs_openvino'] > 0
+
+
+def test_bench_without_a_peer_engine_says_so_and_goes_on(tmp_path, monkeypatch, capsys) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, 'find_spec', lambda name, *a: None if name == 'openvino' else real_find_spec(name, *a)
+    )
+    out = tmp_path / 'bench.json'
+    argv = ['bench', '--quick', '--width', WIDTH, '--threads', '1', '--dtype', 'fp32', '--no-full', '--suite',
+            'infer', '--case', 'b1', '--json', str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert 'openvino not installed: its rows are skipped (pip install openvino)' in capsys.readouterr().out
+    names = {r['name'] for r in json.loads(out.read_text())['rows']}
+    assert 'openvino' not in names and {'ours_fast', 'timm'} <= names
 
 
 def _broken_op(kind: str, real_op):

@@ -89,7 +89,7 @@ def test_release_publishes_once_then_makes_no_commit(hub, hf_home, tmp_path):
 
     results = release(official, [*NAMES, MISSING, TIMM_HOSTED], lock_path=lock, echo=lines.append)
     status = {r.name: r.status for r in results}
-    assert status == {**dict.fromkeys(NAMES, 'published'), MISSING: 'missing file', TIMM_HOSTED: 'not ours'}
+    assert status == {**dict.fromkeys(NAMES, 'published'), MISSING: 'missing file', TIMM_HOSTED: 'not released'}
     assert len([line for line in lines if line.startswith('[')]) == 5  # a progress line per tag
     assert _commit_counts(NAMES) == {name: n + 1 for name, n in before.items()}
     assert not any(f'{hrnet_zoo.HUB_ORG}/{TIMM_HOSTED}' in path for _, path in hub.requests)
@@ -100,7 +100,7 @@ def test_release_publishes_once_then_makes_no_commit(hub, hf_home, tmp_path):
         assert recorded[name] == {'file': file.name, 'sha256': sha256_file(file)}
     _check_loaded(expected, hf_home)
     table = summary_table(results)
-    assert 'missing file' in table and 'published: 3' in table and "timm's own repos" in table
+    assert 'missing file' in table and 'published: 3' in table and "timm's ImageNet backbones" in table
 
     hub.requests.clear()
     again = release(official, list(NAMES), lock_path=lock, echo=lines.append)

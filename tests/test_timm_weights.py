@@ -15,6 +15,7 @@ from huggingface_hub import HfApi
 from timm.models import push_to_hf_hub
 
 import hrnet_zoo
+from hrnet_zoo.weights.checks import drop_unused_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # timm's architecture -> the tags that must read its `.ms_in1k` repo
@@ -89,3 +90,23 @@ def test_in1k_offline_with_a_warm_cache(hub, hf_home, pushed):
     got = offline_tensor_sum(name, key, hf_home)
     assert got == pytest.approx(float(pushed['hrnet_w18_small'][key].double().sum()), rel=1e-9)
     assert len(hub.requests) == before
+
+
+def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_every_timm_hosted_tag_fits_timms_architecture_key_for_key():
+    """For every record read from a timm repo, timm's own architecture of that repo (ssld: conv bias in its head
+    only) holds exactly our backbone keys and shapes once its ImageNet head (and V1's unused fuse rows) is dropped."""
+    hosted = {r.name: r for r in hrnet_zoo.MANIFEST.values() if not r.released_here}
+    assert len(hosted) == 42 and all(r.hf_hub_id.startswith('timm/hrnet_') for r in hosted.values())
+    theirs: dict[str, dict[str, tuple[int, ...]]] = {}
+    for record in hosted.values():
+        timm_arch = record.hf_hub_id.removeprefix('timm/').partition('.')[0]
+        if timm_arch not in theirs:
+            theirs[timm_arch] = _shapes(timm.create_model(timm_arch, device='meta'))
+        model = timm.create_model(record.arch, device='meta')
+        prefix = record.head_spec.prefix
+        ours = {k: s for k, s in _shapes(model).items() if not k.startswith(prefix)}
+        assert drop_unused_keys(theirs[timm_arch], model.head, model.width) == ours, record.name

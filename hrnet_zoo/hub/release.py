@@ -44,7 +44,7 @@ __all__ = ['LOCK_PATH', 'STATUSES', 'TagResult', 'read_lock', 'release', 'select
 LOCK_PATH = Path(__file__).resolve().parents[1] / 'weights' / 'official_sha256.json'
 
 PUBLISHED, ALREADY, WOULD, MISSING, FAILED, ELSEWHERE = (
-    'published', 'already there', 'would publish', 'missing file', 'failed', 'not ours',
+    'published', 'already there', 'would publish', 'missing file', 'failed', 'not released',
 )  # fmt: skip
 STATUSES = (PUBLISHED, ALREADY, WOULD, MISSING, FAILED, ELSEWHERE)
 
@@ -185,7 +185,7 @@ def release(
     for record in records:  # every file hashed before any upload: a tampered one is refused up front
         path = folder / record.source.file_name
         if not record.released_here:
-            report(TagResult(record.name, ELSEWHERE, f'read from {record.hf_hub_id}; not released by hrnet_zoo'))
+            report(TagResult(record.name, ELSEWHERE, f'weights hosted at {record.hf_hub_id}, read from there'))
         elif not path.is_file():
             report(
                 TagResult(record.name, MISSING, f'{record.source.file_name} not in {folder}; see {record.source.url}')
@@ -227,6 +227,7 @@ def summary_table(results: Sequence[TagResult]) -> str:
     rows.append(', '.join(f'{s}: {n}' for s, n in counts.items() if n) or 'nothing selected')
     if counts[ELSEWHERE]:
         rows.append(
-            f"({counts[ELSEWHERE]} ImageNet tags read from timm's own repos; hrnet_zoo does not re-upload them)"
+            f"({counts[ELSEWHERE]} tags read from another organisation's repo, e.g. timm's ImageNet backbones; "
+            'hrnet_zoo does not re-upload them)'
         )
     return '\n'.join(rows)

@@ -1,4 +1,4 @@
-"""``hrnet-zoo``: a thin command line over the package (list, convert, publish, cards, demo, export, bench).
+"""``hrnet-zoo``: a thin command line over the package (list, convert, publish, release, cards, demo, export, bench).
 
 Each subcommand parses its arguments and calls one function of the package. Expected failures (a missing
 file, an unknown model, an unreachable Hub) print one line and exit non-zero, without a traceback.
@@ -16,6 +16,7 @@ from . import bench
 from .demo import run_demo
 from .export import FORMATS, ExportError, check_export_target, export_model, load_for_export
 from .hub.client import publish
+from .hub.release import FAILED, LOCK_PATH, release, summary_table
 from .specs import ARCHS
 from .weights.cards import write_cards
 from .weights.convert import convert_checkpoint
@@ -57,6 +58,13 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     )
     print(f'published {args.repo_id} at {result.commit_id}' + (' (verified)' if result.verified else ''))
     return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    results = release(args.folder, args.only, dry_run=args.dry_run, lock_path=args.lock,
+                      echo=lambda line: print(line, flush=True))  # fmt: skip
+    print(summary_table(results))
+    return 1 if any(r.status == FAILED for r in results) else 0
 
 
 def _cmd_cards(args: argparse.Namespace) -> int:
@@ -106,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--commit-message', default=None)
     p.add_argument('--no-verify', action='store_true', help='skip the download-and-compare check')
     p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser('release', help='convert, check and publish every manifest tag from a folder of official files')
+    p.add_argument('folder', type=Path, help='the official checkpoints, under their manifest `source.file_name`')
+    p.add_argument('--only', action='append', default=[], metavar='GLOB', help='<arch>.<tag> glob (repeatable)')
+    p.add_argument('--dry-run', action='store_true', help='say what would be published; upload nothing')
+    p.add_argument('--lock', type=Path, default=LOCK_PATH, help='the sha256 lock file (default: %(default)s)')
+    p.set_defaults(func=_cmd_release)
 
     p = sub.add_parser('cards', help='regenerate the model cards of every manifest entry')
     p.add_argument('--out', type=Path, default=Path('model_cards'))

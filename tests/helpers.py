@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from torch import nn
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # timm's classification HRNet of each width, written out here rather than read from our specs (timm's
 # `hrnet_w18_small` is the official small_v1)
 TIMM_NAMES = {
@@ -40,3 +46,17 @@ def randomize_batchnorm(
                     m.weight.copy_(uniform(n, *gain))
                     m.bias.copy_(torch.randn(n, generator=generator) * shift)
     return model
+
+
+def offline_tensor_sum(name: str, key: str, cache_dir: Path) -> float:
+    """In a fresh process with HF_HUB_OFFLINE=1 and no reachable endpoint: the float64 sum of tensor ``key`` of
+    ``timm.create_model(name, pretrained=True, cache_dir=cache_dir)``, so from the warm cache only."""
+    script = (
+        'import hrnet_zoo, timm\n'
+        f'm = timm.create_model({name!r}, pretrained=True, cache_dir={str(cache_dir)!r})\n'
+        f'print(float(m.state_dict()[{key!r}].double().sum()))\n'
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE='1', HF_ENDPOINT='http://127.0.0.1:9', PYTHONPATH=str(REPO_ROOT))
+    done = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return float(done.stdout.strip())

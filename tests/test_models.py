@@ -332,7 +332,9 @@ def test_pretrained_cfgs_per_head():
         cfg = timm.create_model(name, device='meta').pretrained_cfg
         assert tuple(cfg['input_size']) == size and cfg['num_classes'] == classes
         assert tuple(cfg['mean']) == (0.485, 0.456, 0.406) and tuple(cfg['std']) == (0.229, 0.224, 0.225)
-        assert cfg['hf_hub_id'].startswith(f'{hrnet_zoo.HUB_ORG}/{name}.')
+        record = hrnet_zoo.get_record(f'{name}.{cfg["tag"]}')
+        assert cfg['hf_hub_id'] == record.hf_hub_id  # ours, or timm's own repo for the ImageNet backbones
+        assert cfg['hf_hub_id'].startswith(f'{hrnet_zoo.HUB_ORG}/{name}.' if record.released_here else 'timm/hrnet_')
         model = timm.create_model(name, device='meta')
         assert cfg['first_conv'] + '.weight' in model.state_dict()
         if cfg['classifier']:

@@ -16,6 +16,7 @@ __all__ = ['model_card', 'write_cards']
 
 # The Hub pipeline tag is the task's, except for ImageNet-pretrained backbones, which have no classifier.
 _BACKBONE_PIPELINE_TAG = 'image-feature-extraction'
+_LICENSE_NAMES = {'mit': 'MIT', 'apache-2.0': 'Apache 2.0'}
 
 
 def _eval_results(record: WeightsRecord) -> list[EvalResult] | None:
@@ -56,6 +57,39 @@ def _usage(record: WeightsRecord) -> str:
     return '\n'.join(lines)
 
 
+def _provenance(record: WeightsRecord) -> tuple[str, str, str]:
+    """Where the weights come from: the intro's clause, the source section and the credit line."""
+    source = record.source
+    license = _LICENSE_NAMES.get(record.license, record.license)
+    if not record.released_here:  # read from another organisation's repo (timm's ImageNet backbones)
+        provenance = (
+            f'read by timm from [{record.hf_hub_id}](https://huggingface.co/{record.hf_hub_id}), where timm hosts '
+            'them; hrnet_zoo does not re-upload them'
+        )
+        conversion = (
+            f"- Weights: `model.safetensors` of {record.hf_hub_id} (timm's copy; its pickle is never read)\n"
+            f'- Trained by {source.trained_by}, code at {source.codebase}\n'
+            '- At load time the ImageNet classification head (`incre_modules`, `downsamp_modules`, `final_layer`,\n'
+            "  `classifier`) is dropped; every backbone key is timm's, one to one, and loads strictly."
+        )
+        credit = f'The weights are released by {source.trained_by} under the {license} license (as timm records it).'
+        return provenance, conversion, credit
+    sha = f'`{source.sha256}`' if source.sha256 else 'not recorded yet'
+    timm = '[timm](https://github.com/huggingface/pytorch-image-models)'
+    provenance = f'converted from the official release to safetensors for\n{timm} by hrnet_zoo'
+    conversion = (
+        f'- Official release: `{source.file_name}` from {source.codebase} ({source.url})\n'
+        f'- sha256 of the official file: {sha}\n'
+        f'- Converted with `hrnet-zoo convert {source.file_name} --model {record.name} --out DIR`; the keys are the\n'
+        '  official ones, checked against the model before writing.'
+    )
+    credit = (
+        f'The weights are released by {source.trained_by} under the {license} license, with the official code at\n'
+        'https://github.com/HRNet; this conversion keeps that license.'
+    )
+    return provenance, conversion, credit
+
+
 def model_card(name: str) -> ModelCard:
     """The card of ``<arch>.<tag>``: front matter (license, datasets, model-index) and a body, from its record."""
     record = get_record(name)
@@ -72,15 +106,13 @@ def model_card(name: str) -> ModelCard:
     upsample = record.upsample_mode + (f', align_corners={record.align_corners}' if record.align_corners else '')
     labels = f'{record.num_classes}' + (f' ({", ".join(record.label_names)})' if record.label_names else '')
     metrics = '\n'.join(f'- {m.name}: {m.value} ({record.dataset_name})' for m in record.metrics)
-    source = record.source
-    sha = f'`{source.sha256}`' if source.sha256 else 'not recorded yet'
+    provenance, conversion, credit = _provenance(record)
     notes = ''.join(f'\n- {note}' for note in record.notes)
     body = f"""# Model card for {record.name}
 
 {record.head_spec.display_name}-{record.width.upper()} from *Deep High-Resolution Representation
 Learning for Visual Recognition* (Wang et al., TPAMI 2020), {record.task.replace('-', ' ')} weights trained on
-{record.dataset_name}, converted from the official release to safetensors for
-[timm](https://github.com/huggingface/pytorch-image-models) by hrnet_zoo.
+{record.dataset_name}, {provenance}.
 
 Head: {record.head_spec.summary}.
 
@@ -103,14 +135,10 @@ Requires `pip install hrnet_zoo`: timm only knows these architectures once `hrne
 ```
 
 ## Source and conversion
-- Official release: `{source.file_name}` from {source.codebase} ({source.url})
-- sha256 of the official file: {sha}
-- Converted with `hrnet-zoo convert {source.file_name} --model {record.name} --out DIR`; the keys are the
-  official ones, checked against the model before writing.
+{conversion}
 
 ## License and credit
-The weights are released by Microsoft under the MIT license, with the official code at
-https://github.com/HRNet; this conversion keeps that license. Please cite the paper:
+{credit} Please cite the paper:
 
 ```bibtex
 {CITATION}

@@ -10,6 +10,7 @@ with the attributes every HRNet model here has (``arch``, ``head``, ``width``, `
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     'WIDTH_KEY',
     'check_pretrained_file',
     'compare_with_model',
+    'drop_unused_keys',
     'key_mismatch',
     'load_pretrained_file',
     'model_arch',
@@ -31,6 +33,19 @@ __all__ = [
 ]
 
 WIDTH_KEY = 'stage4.0.branches.0.0.conv1.weight'  # out channels = C, the width
+# The official ImageNet classification head (HRNet-Image-Classification, and timm's `hrnet_*` Hub files): no model
+# here has it. Its `final_layer.<i>.` Sequential is not the pose head's `final_layer.weight`.
+IMAGENET_HEAD = re.compile(r'^(incre_modules|downsamp_modules|classifier)\.|^final_layer\.\d+\.')
+
+
+def drop_unused_keys(state_dict: Mapping[str, Tensor], head: str, width: str) -> dict[str, Tensor]:
+    """Without what no ``hrnet<head>_<width>`` has: the ImageNet classification head and, for a head that reads
+    branch 0 only, the last exchange unit's fuse rows into branches 1-3."""
+    sd = {k: v for k, v in state_dict.items() if not IMAGENET_HEAD.match(k)}
+    if HEADS[head].multi_scale_output:
+        return sd
+    other_rows = re.compile(rf'^stage4\.{get_spec(width).stage4.num_modules - 1}\.fuse_layers\.[1-9]\.')
+    return {k: v for k, v in sd.items() if not other_rows.match(k)}
 
 
 def key_mismatch(shapes: Mapping[str, Sequence[int]], expected: Mapping[str, Sequence[int]]) -> str | None:

@@ -34,7 +34,7 @@ from ..models import create_hrnet
 from ..specs import HEADS, get_spec, parse_arch
 from ..version import __version__
 from .cards import model_card
-from .checks import WIDTH_KEY, key_mismatch, width_of
+from .checks import WIDTH_KEY, drop_unused_keys, key_mismatch, width_of
 from .io import DIGEST_KEY, few, sha256_file, tensors_digest
 from .manifest import WeightsRecord, default_tag, get_record
 from .pretrained import fill_untrained_head
@@ -58,8 +58,7 @@ _NOT_MODEL = re.compile(
     r'^(loss|criterion|rpn_head|roi_head|bbox_head|mask_head|bbox_roi_extractor|mask_roi_extractor|shared_head'
     r'|auxiliary_head|data_preprocessor)\.'
     r'|^neck\.(increase_layers|downsample_layers|final_layer)\.'  # mmpretrain's HRFuseScales classification neck
-    r'|^head\.fc\.'  # mmpretrain's linear classifier
-    r'|^(incre_modules|downsamp_modules|classifier)\.|^final_layer\.\d+\.'  # the official ImageNet head
+    r'|^head\.fc\.'  # mmpretrain's linear classifier (the official ImageNet head: checks.drop_unused_keys)
 )
 _FOLDER_FILES = {'model.safetensors', 'config.json', 'README.md'}
 
@@ -173,6 +172,7 @@ def convert_state_dict(state_dict: Mapping[str, Tensor], model_name: str) -> dic
     sd = _unwrap(state_dict, 'state_dict')
     layout = detect_layout(sd)
     sd = {k: v for k, v in _READERS[layout](sd).items() if not _NOT_MODEL.match(k)}
+    sd = drop_unused_keys(sd, head, width)
     _check_width(sd, arch, width)
     sd = _add_num_batches_tracked(sd)
 
@@ -180,10 +180,6 @@ def convert_state_dict(state_dict: Mapping[str, Tensor], model_name: str) -> dic
     keep_head = record is None or not record.backbone_only
     own_head = HEADS[head]
     unused = tuple(h.prefix for h in HEADS.values() if h is not own_head or not keep_head)
-    if not own_head.multi_scale_output:  # the last exchange unit fuses into branch 0 only
-        last = get_spec(width).stage4.num_modules - 1
-        other_rows = re.compile(rf'^stage4\.{last}\.fuse_layers\.[1-9]\.')
-        sd = {k: v for k, v in sd.items() if not other_rows.match(k)}
     sd = {k: v for k, v in sd.items() if not k.startswith(unused)}
 
     has_head = any(k.startswith(own_head.prefix) for k in sd)

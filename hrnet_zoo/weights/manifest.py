@@ -85,6 +85,7 @@ class Source:
     # since convert.py detects the layout from the keys themselves
     layout: str
     sha256: str | None = None  # of the official file, once it has been downloaded and checked
+    trained_by: str = 'Microsoft'  # who trained and released the weights, for the card's credit line
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,12 @@ class WeightsRecord:
     mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
     std: tuple[float, ...] = IMAGENET_DEFAULT_STD
     crop_pct: float = 1.0
+    interpolation: str = 'bilinear'
     license: str = 'mit'
     notes: tuple[str, ...] = field(default=())
+    # The Hub repo the weights are fetched from; None: this project's own `HUB_ORG/<arch>.<tag>`, filled by
+    # `hrnet-zoo release`. Weights another organisation already hosts (timm's ImageNet backbones) name its repo.
+    hub_repo: str | None = None
 
     @property
     def name(self) -> str:
@@ -115,7 +120,12 @@ class WeightsRecord:
 
     @property
     def hf_hub_id(self) -> str:
-        return f'{HUB_ORG}/{self.name}'
+        return self.hub_repo or f'{HUB_ORG}/{self.name}'
+
+    @property
+    def released_here(self) -> bool:
+        """Whether this project publishes the weights (``hrnet-zoo release``), or reads another organisation's repo."""
+        return self.hf_hub_id.startswith(f'{HUB_ORG}/')
 
     @property
     def backbone_only(self) -> bool:
@@ -152,7 +162,7 @@ class WeightsRecord:
             label_names=self.label_names,
             input_size=self.input_size,
             fixed_input_size=False,
-            interpolation='bilinear',
+            interpolation=self.interpolation,
             crop_pct=self.crop_pct,
             mean=self.mean,
             std=self.std,
@@ -248,20 +258,57 @@ def _det(width, ap) -> WeightsRecord:
     )
 
 
-def _in1k(head: str, width: str) -> WeightsRecord:
-    timm_name, top1, top5 = _IN1K[width]
+# timm's better ImageNet weights of some widths: our tag -> (timm's tag, who trained them, their codebase, eval crop,
+# interpolation, license, what differs, {width: (timm's architecture, top-1, top-5)}). Licenses, crops and
+# interpolations are timm's `default_cfgs` (timm/models/hrnet.py); accuracies are timm's results-imagenet.csv at
+# 224 px.
+_IN1K_VARIANTS = {
+    'in1k_aug': ('ms_aug_in1k', 'Microsoft', _CLS_REPO, 0.95, 'bilinear', 'mit', 'cosine LR, CutMix, 300 epochs',
+                 {'w18': ('hrnet_w18', 78.11, 94.062)}),
+    'in1k_gluon': ('gluon_in1k', 'the GluonCV authors', 'https://cv.gluon.ai', 0.875, 'bicubic', 'apache-2.0',
+                   'trained with GluonCV', {'w18_small_v1': ('hrnet_w18_small', 73.934, 91.178),
+                                            'w18_small_v2': ('hrnet_w18_small_v2', 78.202, 93.906)}),
+    'in1k_ssld': ('paddle_in1k', 'PaddlePaddle (PaddleClas)', 'https://github.com/PaddlePaddle/PaddleClas', 0.95,
+                  'bilinear', 'mit', 'SSLD knowledge distillation', {'w18': ('hrnet_w18_ssld', 81.114, 95.638),
+                                                                     'w48': ('hrnet_w48_ssld', 83.656, 96.848)}),
+}  # fmt: skip
+_MS_IN1K = ('ms_in1k', 'Microsoft', _CLS_REPO, 0.875, 'bilinear', 'mit', '')  # the official -C models, as `.in1k`
+_TIMM_HUB = 'https://huggingface.co/'
+
+
+def _in1k(head: str, width: str, tag: str = 'in1k') -> WeightsRecord:
+    """An ImageNet backbone read from timm's own Hub repo (timm hosts every one; nothing is re-uploaded)."""
+    if tag == 'in1k':
+        timm_name, top1, top5 = _IN1K[width]
+        timm_tag, trained_by, codebase, crop, interpolation, license, how = _MS_IN1K
+        metrics = (Metric('accuracy', 'Top-1 accuracy (HRNet-C)', top1), Metric('accuracy', 'Top-5 accuracy', top5))
+    else:
+        timm_tag, trained_by, codebase, crop, interpolation, license, how, widths = _IN1K_VARIANTS[tag]
+        timm_name, top1, top5 = widths[width]
+        at = f'timm eval, 224 px, crop {crop}'
+        metrics = (
+            Metric('accuracy', f'Top-1 accuracy ({at})', top1),
+            Metric('accuracy', f'Top-5 accuracy ({at})', top5),
+        )
+    repo = f'timm/{timm_name}.{timm_tag}'
     return WeightsRecord(
         arch=arch_name(head, width),
-        tag='in1k',
+        tag=tag,
         task=BACKBONE_TASK,
         dataset='imagenet-1k',
         dataset_name='ImageNet-1k',
         num_classes=HEADS[head].default_num_classes,
         input_size=(3, 224, 224),
-        crop_pct=0.875,
-        source=Source('model.safetensors', f'https://huggingface.co/timm/{timm_name}.ms_in1k', _CLS_REPO, 'timm'),
-        metrics=(Metric('accuracy', 'Top-1 accuracy (HRNet-C)', top1), Metric('accuracy', 'Top-5 accuracy', top5)),
-        notes=('ImageNet pretraining of the backbone (classification head dropped); the task head is untrained.',),
+        crop_pct=crop,
+        interpolation=interpolation,
+        license=license,
+        source=Source('model.safetensors', _TIMM_HUB + repo, codebase, 'timm', trained_by=trained_by),
+        metrics=metrics,
+        notes=(
+            f"ImageNet pretraining of the backbone{f' ({how})' if how else ''}, read from timm's Hub repo {repo} "
+            '(classification head dropped at load); the task head is untrained.',
+        ),
+        hub_repo=repo,  # delete this line to read hrnet-zoo/<arch>.<tag> instead, once `hrnet-zoo release` filled it
     )
 
 
@@ -295,9 +342,11 @@ _TASK_RECORDS = (
     _det('w48', 40.9),
 )  # fmt: skip
 
-MANIFEST: dict[str, WeightsRecord] = {
-    r.name: r for r in (*_TASK_RECORDS, *(_in1k(h, w) for h in HEADS for w in WIDTHS))
-}
+_IN1K_RECORDS = (
+    *(_in1k(h, w) for h in HEADS for w in WIDTHS),
+    *(_in1k(h, w, tag) for tag, (*_, widths) in _IN1K_VARIANTS.items() for h in HEADS for w in WIDTHS if w in widths),
+)
+MANIFEST: dict[str, WeightsRecord] = {r.name: r for r in (*_TASK_RECORDS, *_IN1K_RECORDS)}
 
 
 def get_record(name: str) -> WeightsRecord:

@@ -22,7 +22,7 @@ from timm.models import resolve_pretrained_cfg
 from torch import Tensor
 
 from ..specs import HEADS
-from .checks import compare_with_model
+from .checks import compare_with_model, drop_unused_keys
 from .io import DIGEST_KEY, IntegrityError, read_safetensors_header, tensors_digest
 
 __all__ = [
@@ -125,6 +125,9 @@ def checked_pretrained_filter(
     tensors came from, then keeps the model's own head for backbone-only weights."""
     hub_id = (getattr(model, 'pretrained_cfg', None) or {}).get('hf_hub_id')
     what = f'the pretrained weights of {hub_id}' if hub_id else 'the pretrained weights'
+    raw = state_dict
+    # timm's own ImageNet files (the `.in1k` tags) still hold the classification head and every fuse row
+    state_dict = drop_unused_keys(state_dict, model.head, model.width)
     # timm adapts the stem to in_chans and drops a classifier of another num_classes after this filter
     compare_with_model({k: tuple(v.shape) for k, v in state_dict.items()}, model, what, full=False)
     if hub_id:
@@ -134,7 +137,7 @@ def checked_pretrained_filter(
         if isinstance(cached, str):
             metadata = read_safetensors_header(cached).metadata
             recorded = metadata.get(DIGEST_KEY)
-            if recorded is not None and tensors_digest(state_dict, metadata) != recorded:
+            if recorded is not None and tensors_digest(raw, metadata) != recorded:
                 raise IntegrityError(
                     f'{what} are corrupt: the cached {cached} does not match its recorded {DIGEST_KEY}; delete it '
                     'and fetch again'

@@ -1,0 +1,233 @@
+"""``hrnet-zoo release DIR``: a folder of downloaded official checkpoints to a complete, verified release.
+
+For every manifest record this project publishes (the ImageNet backbones are read from timm's own repos and are
+not released here), in manifest order:
+
+1. find ``source.file_name`` in DIR and hash it. Every file is hashed before anything is uploaded, so a file whose
+   sha256 differs from the manifest's (or from the lock file's, for records the manifest has none for) is refused
+   up front;
+2. convert it (:func:`~hrnet_zoo.weights.convert.convert_checkpoint`) into a temporary folder;
+3. compare the converted files with what the Hub's ``main`` holds (sha256 of LFS files, git blob ids of the
+   others, from huggingface_hub's ``get_paths_info``): equal means "already there", and no commit is made;
+4. otherwise :func:`~hrnet_zoo.hub.client.publish` it: one commit with the weights, config and card, then a
+   download-and-compare check.
+
+Each tag is one atomic commit, so a run stopped anywhere leaves every repo at a complete revision, and a rerun
+finishes the rest (tags already published compare equal and are skipped). A digest the manifest lacks is written to
+the lock file (atomically) only once its tag is on the Hub. The endpoint and token are huggingface_hub's own
+(``HF_ENDPOINT``, ``HF_TOKEN``, the cached login); the token is never printed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import HfApi
+from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.utils.sha import git_hash
+
+from ..version import __version__
+from ..weights.convert import convert_checkpoint
+from ..weights.io import DIGEST_KEY, read_safetensors_header, sha256_file, verify_safetensors
+from ..weights.manifest import MANIFEST, WeightsRecord
+from .client import PUBLISHED_FILES, publish
+
+__all__ = ['LOCK_PATH', 'STATUSES', 'TagResult', 'read_lock', 'release', 'select_records', 'summary_table']
+
+# The sha256 of official files the manifest has no digest for, recorded by the first release that published them.
+LOCK_PATH = Path(__file__).resolve().parents[1] / 'weights' / 'official_sha256.json'
+
+PUBLISHED, ALREADY, WOULD, MISSING, FAILED, ELSEWHERE = (
+    'published', 'already there', 'would publish', 'missing file', 'failed', 'not released',
+)  # fmt: skip
+STATUSES = (PUBLISHED, ALREADY, WOULD, MISSING, FAILED, ELSEWHERE)
+
+
+@dataclass(frozen=True)
+class TagResult:
+    name: str
+    status: str  # one of STATUSES
+    detail: str = ''
+
+
+def select_records(only: Sequence[str] = ()) -> list[WeightsRecord]:
+    """The manifest records whose ``<arch>.<tag>`` matches one of the globs (all of them without any)."""
+    unmatched = [glob for glob in only if not fnmatch.filter(MANIFEST, glob)]
+    if unmatched:
+        raise ValueError(f'no manifest tag matches --only {unmatched[0]!r} (expected <arch>.<tag> globs)')
+    return [r for name, r in MANIFEST.items() if not only or any(fnmatch.fnmatchcase(name, g) for g in only)]
+
+
+def read_lock(path: str | Path = LOCK_PATH) -> dict[str, dict[str, str]]:
+    """``{'<arch>.<tag>': {'file': ..., 'sha256': ...}}`` from the lock file ({} when there is none yet)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except ValueError as err:
+        raise ValueError(f'{path} is not a release lock file (JSON of <arch>.<tag> -> file, sha256): {err}') from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) and 'sha256' in v for v in data.values()):
+        raise ValueError(f'{path} is not a release lock file: expected <arch>.<tag> -> {{"file", "sha256"}}')
+    return data
+
+
+def _write_lock(path: Path, lock: dict[str, dict[str, str]]) -> None:
+    """Write beside it, then rename: a stopped run leaves the old lock file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(json.dumps(dict(sorted(lock.items())), indent=2) + '\n')
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _hub_revision_if_equal(api: HfApi, repo_id: str, folder: Path) -> str | None:
+    """The commit of ``main`` when it already holds the converted files, else None.
+
+    ``config.json`` and ``README.md`` must be the same bytes (git blob id, or LFS sha256). ``model.safetensors`` is
+    compared by its header metadata, read with a range request: the safetensors writer orders metadata keys at
+    random, so two conversions of one file differ in bytes, but their metadata holds the ``tensors_sha256`` of every
+    tensor (and of the metadata), which is what makes the contents equal.
+    """
+    try:
+        sha = api.repo_info(repo_id).sha
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        return None
+    remote = {f.path: f for f in api.get_paths_info(repo_id, list(PUBLISHED_FILES), revision=sha)}
+    if not all(hasattr(remote.get(name), 'blob_id') for name in PUBLISHED_FILES):
+        return None
+    for name in ('config.json', 'README.md'):
+        entry, local = remote[name], folder / name
+        lfs = getattr(entry, 'lfs', None)
+        if not (lfs.sha256 == sha256_file(local) if lfs else entry.blob_id == git_hash(local.read_bytes())):
+            return None
+    header = api.parse_safetensors_file_metadata(repo_id, 'model.safetensors', revision=sha)
+    local = read_safetensors_header(folder / 'model.safetensors').metadata
+    return sha if DIGEST_KEY in local and header.metadata == local else None
+
+
+def _verify_existing(api: HfApi, repo_id: str, sha: str) -> None:
+    """A revision a stopped run committed but never checked: download its weights and check their digest."""
+    with tempfile.TemporaryDirectory(prefix='hrnet_zoo_release_verify_') as cache:
+        verify_safetensors(api.hf_hub_download(repo_id, 'model.safetensors', revision=sha, cache_dir=cache))
+
+
+def _reason(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f'{type(err).__name__}: {lines[0][:240]}' if lines else type(err).__name__
+
+
+def _release_one(
+    api: HfApi,
+    record: WeightsRecord,
+    path: Path,
+    checked: bool,
+    dry_run: bool,
+    endpoint: str | None,
+    token: str | None,
+) -> TagResult:
+    """``checked``: an earlier run published and verified this tag (its digest is in the lock file)."""
+    repo_id = record.hf_hub_id
+    with tempfile.TemporaryDirectory(prefix='hrnet_zoo_release_') as tmp:
+        folder = convert_checkpoint(path, record.name, Path(tmp) / record.name)
+        there = _hub_revision_if_equal(api, repo_id, folder)
+        if there is not None:
+            if not checked and not dry_run:
+                _verify_existing(api, repo_id, there)
+            return TagResult(record.name, ALREADY, f'{repo_id}@{there[:12]}' + ('' if checked else ', verified'))
+        if dry_run:
+            return TagResult(record.name, WOULD, f'{path.name} -> {repo_id}')
+        message = f'Release {record.name} from {record.source.file_name} (hrnet_zoo {__version__})'
+        result = publish(folder, repo_id, commit_message=message, endpoint=endpoint, token=token)
+    return TagResult(record.name, PUBLISHED, f'{repo_id}@{result.commit_id[:12]}, verified')
+
+
+def release(
+    folder: str | Path,
+    only: Sequence[str] = (),
+    *,
+    dry_run: bool = False,
+    lock_path: str | Path = LOCK_PATH,
+    endpoint: str | None = None,
+    token: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[TagResult]:
+    """Release every selected manifest tag whose official file is in ``folder``; returns one result per tag, in
+    manifest order, after printing a progress line per tag through ``echo``. See the module docstring."""
+    folder, lock_path = Path(folder), Path(lock_path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'No such folder of official checkpoints: {folder}')
+    records = select_records(only)
+    lock = read_lock(lock_path)
+    api = HfApi(endpoint=endpoint, token=token)
+    total, done = len(records), 0
+    results: dict[str, TagResult] = {}
+
+    def report(result: TagResult) -> None:
+        nonlocal done
+        done += 1
+        results[result.name] = result
+        echo(f'[{done}/{total}] {result.name}: {result.status}' + (f' ({result.detail})' if result.detail else ''))
+
+    mode = 'dry run, nothing is uploaded' if dry_run else 'one commit per tag'
+    echo(f'release: {total} tags, official files from {folder}, Hub {api.endpoint} ({mode})')
+    todo: list[tuple[WeightsRecord, Path, str]] = []
+    for record in records:  # every file hashed before any upload: a tampered one is refused up front
+        path = folder / record.source.file_name
+        if not record.released_here:
+            report(TagResult(record.name, ELSEWHERE, f'weights hosted at {record.hf_hub_id}, read from there'))
+        elif not path.is_file():
+            report(
+                TagResult(record.name, MISSING, f'{record.source.file_name} not in {folder}; see {record.source.url}')
+            )
+        else:
+            digest = sha256_file(path)
+            known, where = record.source.sha256, 'the manifest'
+            if not known:
+                known, where = lock.get(record.name, {}).get('sha256'), lock_path.name
+            if known and digest != known.lower():
+                detail = f'{path.name} has sha256 {digest}, {where} expects {known}; not uploaded'
+                report(TagResult(record.name, FAILED, detail))
+            else:
+                todo.append((record, path, digest))
+    for record, path, digest in todo:
+        checked = lock.get(record.name, {}).get('sha256') == digest
+        try:
+            result = _release_one(api, record, path, checked, dry_run, endpoint, token)
+        except Exception as err:  # one tag's failure is reported; the others go on
+            result = TagResult(record.name, FAILED, _reason(err))
+        if result.status in (PUBLISHED, ALREADY) and not dry_run and not record.source.sha256:
+            entry = {'file': record.source.file_name, 'sha256': digest}
+            if lock.get(record.name) != entry:
+                lock[record.name] = entry
+                _write_lock(lock_path, lock)
+        report(result)
+    return [results[r.name] for r in records]
+
+
+def summary_table(results: Sequence[TagResult]) -> str:
+    """The tags by outcome, then one count per outcome."""
+    width = max([len(r.name) for r in results] + [3])
+    rows = [f'{"tag":<{width}}  {"status":<13}  detail']
+    rows += [
+        f'{r.name:<{width}}  {r.status:<13}  {r.detail}'
+        for r in sorted(results, key=lambda r: STATUSES.index(r.status))
+    ]
+    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    rows.append(', '.join(f'{s}: {n}' for s, n in counts.items() if n) or 'nothing selected')
+    if counts[ELSEWHERE]:
+        rows.append(
+            f"({counts[ELSEWHERE]} tags read from another organisation's repo, e.g. timm's ImageNet backbones; "
+            'hrnet_zoo does not re-upload them)'
+        )
+    return '\n'.join(rows)

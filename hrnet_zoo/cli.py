@@ -1,4 +1,4 @@
-"""``hrnet-zoo``: a thin command line over the package (list, convert, publish, demo, bench).
+"""``hrnet-zoo``: a thin command line over the package (list, convert, publish, demo, predict, bench).
 
 Each subcommand parses its arguments and calls one function of the package. Expected failures (a missing
 file, an unknown model, an unreachable Hub) print one line and exit non-zero, without a traceback.
@@ -12,10 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import bench
+from . import bench, bench_tasks
 from .demo import run_demo
 from .hub.client import publish
 from .specs import ARCHS
+from .tasks.inputs import load_image
+from .tasks.predict import build_model, check_task, predict_image, write_atomically
 from .weights.cards import write_cards
 from .weights.convert import convert_checkpoint
 from .weights.manifest import MANIFEST, default_tag
@@ -69,7 +71,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    return bench.run(args)
+    return bench_tasks.run(args) if args.suite == bench_tasks.SUITE else bench.run(args)
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x, y, w, h = (float(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected x,y,w,h (four numbers), got {text!r}') from None
+    return x, y, w, h
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    check_task(args.model)  # a head predict does not serve is refused before any download
+    several = len(args.images) > 1
+    if several and not args.out.is_dir():
+        raise ValueError(f'with {len(args.images)} images --out must be an existing folder, got {args.out}')
+    pictures = [args.out / f'{Path(p).stem}.png' for p in args.images] if several else [args.out]
+    pixels = [load_image(p) for p in args.images]  # every image is read before the model is built
+    model = build_model(args.model, args.weights)
+    entries = []
+    results = []
+    for path, image in zip(args.images, pixels):
+        picture, entry = predict_image(model, image, boxes=args.boxes, scales=args.scales, flip=args.flip)
+        entries.append(dict(image=str(path), **entry))
+        results.append(picture)
+    for picture, out in zip(results, pictures):  # written only once every image has its answer
+        write_atomically(out, lambda tmp, picture=picture: picture.save(tmp, format='PNG'))
+        print(f'wrote {out}')
+    if args.json:
+        text = json.dumps(dict(model=args.model, task=check_task(args.model), images=entries), indent=1)
+        write_atomically(args.json, lambda tmp: tmp.write_text(text, encoding='utf-8'))
+        print(f'wrote {args.json}')
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +138,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--endpoint', default=None, help='a Hub to publish to (default: a local one started for the run)')
     p.add_argument('--workdir', type=Path, default=None, help='where to keep the files (default: a temp folder)')
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser('predict', help='segmentation or pose of images, drawn, with the answer as JSON')
+    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (several: --out is a folder)')
+    p.add_argument('--model', required=True, help='<arch>.<tag> of a segmentation or pose model')
+    p.add_argument(
+        '--weights',
+        type=Path,
+        default=None,
+        help="a folder written by convert, or a model.safetensors (default: the tag's Hub weights)",
+    )
+    p.add_argument(
+        '--boxes',
+        type=_box,
+        nargs='+',
+        default=None,
+        metavar='X,Y,W,H',
+        help='person boxes in image pixels (pose; default: the whole image)',
+    )
+    p.add_argument('--scales', type=float, nargs='+', default=[1.0], help='segmentation test scales (default: 1)')
+    p.add_argument('--flip', action='store_true', help='flip testing')
+    p.add_argument('--out', type=Path, required=True, help='the picture (PNG), or a folder for several images')
+    p.add_argument('--json', type=Path, default=None, help='write the answer here')
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser('bench', help='speed and memory against timm, in one process')
     bench.add_arguments(p)

@@ -17,7 +17,7 @@ from .demo import run_demo
 from .hub.client import publish
 from .specs import ARCHS
 from .tasks.inputs import load_image
-from .tasks.predict import build_model, check_task, predict_image, write_atomically
+from .tasks.predict import build_model, check_request, check_task, predict_image, write_atomically
 from .weights.cards import write_cards
 from .weights.convert import convert_checkpoint
 from .weights.manifest import MANIFEST, default_tag
@@ -83,12 +83,17 @@ def _box(text: str) -> tuple[float, float, float, float]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    check_task(args.model)  # a head predict does not serve is refused before any download
+    task = check_task(args.model)  # a head predict does not serve is refused before any download
     several = len(args.images) > 1
     if several and not args.out.is_dir():
         raise ValueError(f'with {len(args.images)} images --out must be an existing folder, got {args.out}')
     pictures = [args.out / f'{Path(p).stem}.png' for p in args.images] if several else [args.out]
-    pixels = [load_image(p) for p in args.images]  # every image is read before the model is built
+    for out in [*pictures, *([args.json] if args.json else [])]:
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f'No such folder for {out}: {out.parent}')
+    pixels = [load_image(p) for p in args.images]  # every image is read and every box checked before the model
+    for image in pixels:
+        check_request(task, image, args.boxes, args.scales)
     model = build_model(args.model, args.weights)
     entries = []
     results = []
@@ -100,7 +105,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         write_atomically(out, lambda tmp, picture=picture: picture.save(tmp, format='PNG'))
         print(f'wrote {out}')
     if args.json:
-        text = json.dumps(dict(model=args.model, task=check_task(args.model), images=entries), indent=1)
+        text = json.dumps(dict(model=args.model, task=task, images=entries), indent=1)
         write_atomically(args.json, lambda tmp: tmp.write_text(text, encoding='utf-8'))
         print(f'wrote {args.json}')
     return 0

@@ -41,7 +41,9 @@ def load_image(image: ImageInput) -> Tensor:
         try:
             with Image.open(path) as opened:
                 image = opened.convert('RGB')  # decodes the whole file here, so a truncated one fails here
-        except (UnidentifiedImageError, SyntaxError, ValueError) as err:
+        except PermissionError:
+            raise
+        except (UnidentifiedImageError, SyntaxError, ValueError, OSError) as err:  # OSError: truncated data
             raise ValueError(f'{path} is not an image Pillow can read ({err})') from None
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert('RGB'))

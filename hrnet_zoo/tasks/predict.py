@@ -21,7 +21,7 @@ from .inputs import ImageInput, head_task, load_image, model_record
 from .pose import check_boxes, estimate_pose
 from .segmentation import segment
 
-__all__ = ['PREDICT_TASKS', 'build_model', 'check_task', 'predict_image', 'write_atomically']
+__all__ = ['PREDICT_TASKS', 'build_model', 'check_request', 'check_task', 'predict_image', 'write_atomically']
 
 PREDICT_TASKS = ('image-segmentation', 'keypoint-detection')
 
@@ -51,6 +51,19 @@ def build_model(name: str, weights: str | Path | None = None) -> torch.nn.Module
     return model.eval()
 
 
+def check_request(
+    task: str, pixels: torch.Tensor, boxes: Sequence[Sequence[float]] | None, scales: Sequence[float]
+) -> None:
+    """Refuse options the task does not take, and boxes of zero area or outside the image."""
+    if task == 'image-segmentation' and boxes:
+        raise ValueError('--boxes is for keypoint models; a segmentation model labels every pixel')
+    if task == 'keypoint-detection':
+        if tuple(scales) != (1.0,):
+            raise ValueError('--scales is for segmentation models; a pose model crops each box at its input size')
+        if boxes:
+            check_boxes(torch.tensor(boxes, dtype=torch.float64), *pixels.shape[-2:])
+
+
 def predict_image(
     model: torch.nn.Module,
     image: ImageInput,
@@ -64,18 +77,14 @@ def predict_image(
     height, width = pixels.shape[-2:]
     entry: dict[str, Any] = dict(width=width, height=height)
     record = model_record(model)
+    check_request(head_task(model), pixels, boxes, scales)
     if head_task(model) == 'image-segmentation':
-        if boxes:
-            raise ValueError('--boxes is for keypoint models; a segmentation model labels every pixel')
         result = segment(model, pixels, scales=scales, flip=flip)
         entry['classes'] = result.class_areas()
         palette = record.palette if record is not None else None
         picture = draw_segmentation(to_pil(pixels), result.class_ids[0], palette)
     else:
-        if tuple(scales) != (1.0,):
-            raise ValueError('--scales is for segmentation models; a pose model crops each box at its input size')
         box_tensor = torch.tensor(boxes if boxes else [[0.0, 0.0, float(width), float(height)]], dtype=torch.float64)
-        check_boxes(box_tensor, height, width)
         poses = estimate_pose(model, pixels, box_tensor, flip=flip)
         entry['people'] = poses.to_list()
         picture = draw_pose(to_pil(pixels), poses)

@@ -93,12 +93,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f'No such folder for {out}: {out.parent}')
     pixels = [load_image(p) for p in args.images]  # every image is read and every box checked before the model
     for image in pixels:
-        check_request(task, image, args.boxes, args.scales)
+        check_request(task, image, args.boxes, args.scales, args.crop_size)
     model = build_model(args.model, args.weights)
     entries = []
     results = []
     for path, image in zip(args.images, pixels):
-        picture, entry = predict_image(model, image, boxes=args.boxes, scales=args.scales, flip=args.flip)
+        picture, entry = predict_image(
+            model, image, boxes=args.boxes, scales=args.scales, flip=args.flip, crop_size=args.crop_size
+        )
         entries.append(dict(image=str(path), **entry))
         results.append(picture)
     for picture, out in zip(results, pictures):  # written only once every image has its answer
@@ -163,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument('--scales', type=float, nargs='+', default=[1.0], help='segmentation test scales (default: 1)')
     p.add_argument('--flip', action='store_true', help='flip testing')
+    p.add_argument(
+        '--crop-size',
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=('H', 'W'),
+        help='segmentation: the official sliding window (default: each scaled image whole)',
+    )
     p.add_argument('--out', type=Path, required=True, help='the picture (PNG), or a folder for several images')
     p.add_argument('--json', type=Path, default=None, help='write the answer here')
     p.set_defaults(func=_cmd_predict)

@@ -16,7 +16,7 @@ from torch import nn
 from hrnet_zoo import tasks
 from hrnet_zoo.cli import main as cli
 from hrnet_zoo.demo import _official_checkpoint
-from hrnet_zoo.tasks import inputs
+from hrnet_zoo.tasks import inputs, segmentation
 from hrnet_zoo.weights.convert import convert_checkpoint
 from hrnet_zoo.weights.manifest import COCO_KEYPOINTS, KEYPOINT_SETS, MANIFEST, KeypointSet
 
@@ -317,6 +317,34 @@ def test_segment_batches_and_refuses_mixed_sizes():
     assert len(set(tasks.generated_palette(256))) == 256
 
 
+class LipArms(nn.Module):
+    """Named as the LIP tag: red on the image's left half is class 14 (left_arm), on the right half 15 (right_arm),
+    the rest background; mirrored, a left arm shows on the right, as a person's does."""
+
+    head = 'v2'
+    num_classes = 20
+    head_align_corners = False
+    pretrained_cfg = dict(mean=MEAN, std=STD, input_size=(3, 64, 64), architecture='hrnetv2_w48', tag='lip')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red = F.avg_pool2d(x[:, :1] * STD[0] + MEAN[0], 4)
+        left = (torch.arange(red.shape[-1]) < red.shape[-1] // 2).float()
+        logits = torch.full((len(x), 20, *red.shape[-2:]), -10.0)
+        logits[:, 0] = 5.0
+        logits[:, 14], logits[:, 15] = 10 * red[:, 0] * left, 10 * red[:, 0] * (1 - left)
+        return logits
+
+
+def test_flip_swaps_the_left_and_right_classes_of_lip():
+    image = np.zeros((64, 128, 3), dtype=np.uint8)
+    image[16:48, 8:40, 0] = image[16:48, 88:120, 0] = 255
+    result = tasks.segment(LipArms(), image, flip=True)
+    assert result.label_names[14:16] == ('left_arm', 'right_arm')
+    assert result.class_ids[0, 32, 24] == 14 and result.class_ids[0, 32, 104] == 15
+    # without the swap the flipped pass would vote for the other arm and the two would tie
+    assert result.probabilities[0, 14, 32, 24] > 0.9
+
+
 # -- the CLI -------------------------------------------------------------------------------------------------------
 
 
@@ -338,7 +366,25 @@ def photo(tmp_path):
 def test_predict_segmentation_writes_the_picture_and_json(converted, photo, tmp_path, capsys):
     out, answer = tmp_path / 'out.png', tmp_path / 'out.json'
     argv = ['predict', str(photo), '--model', 'hrnetv2_w18_small_v1.cityscapes', '--weights', str(converted)]
-    assert cli([*argv, '--flip', '--scales', '0.5', '1', '--out', str(out), '--json', str(answer)]) == 0
+    assert (
+        cli(
+            [
+                *argv,
+                '--flip',
+                '--scales',
+                '0.5',
+                '1',
+                '--crop-size',
+                '48',
+                '64',
+                '--out',
+                str(out),
+                '--json',
+                str(answer),
+            ]
+        )
+        == 0
+    )
     assert Image.open(out).size == (96, 64)
     data = json.loads(answer.read_text())
     assert data['task'] == 'image-segmentation' and data['images'][0]['image'] == str(photo)
@@ -387,3 +433,10 @@ def test_predict_refuses_an_unreadable_image(photo, tmp_path, capsys, monkeypatc
     out = ['--out', str(tmp_path / 'o.png')]
     _refused(['predict', str(photo), '--model', 'hrnetv2_w18_small_v1.cityscapes', *out], tmp_path, capsys,
              'Permission denied')  # fmt: skip
+
+
+def test_the_fast_argmax_is_torch_argmax_ties_included():
+    scores = torch.randint(0, 4, (2, 19, 33, 47)).float()  # many ties: the first maximum must win
+    assert torch.equal(segmentation._first_argmax(scores), scores.argmax(1))
+    wide = torch.randn(1, 300, 5, 7)
+    assert torch.equal(segmentation._first_argmax(wide), wide.argmax(1))

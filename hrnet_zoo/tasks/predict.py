@@ -52,14 +52,18 @@ def build_model(name: str, weights: str | Path | None = None) -> torch.nn.Module
 
 
 def check_request(
-    task: str, pixels: torch.Tensor, boxes: Sequence[Sequence[float]] | None, scales: Sequence[float]
+    task: str,
+    pixels: torch.Tensor,
+    boxes: Sequence[Sequence[float]] | None,
+    scales: Sequence[float],
+    crop_size: Sequence[int] | None = None,
 ) -> None:
     """Refuse options the task does not take, and boxes of zero area or outside the image."""
     if task == 'image-segmentation' and boxes:
         raise ValueError('--boxes is for keypoint models; a segmentation model labels every pixel')
     if task == 'keypoint-detection':
-        if tuple(scales) != (1.0,):
-            raise ValueError('--scales is for segmentation models; a pose model crops each box at its input size')
+        if tuple(scales) != (1.0,) or crop_size:
+            raise ValueError('--scales and --crop-size are for segmentation models; a pose model crops each box')
         if boxes:
             check_boxes(torch.tensor(boxes, dtype=torch.float64), *pixels.shape[-2:])
 
@@ -70,6 +74,7 @@ def predict_image(
     boxes: Sequence[Sequence[float]] | None = None,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
+    crop_size: Sequence[int] | None = None,
 ) -> tuple[Image.Image, dict[str, Any]]:
     """The picture and the JSON entry of one image: class areas for segmentation, keypoints per box for pose (the
     whole image as one box when ``boxes`` is None)."""
@@ -77,9 +82,9 @@ def predict_image(
     height, width = pixels.shape[-2:]
     entry: dict[str, Any] = dict(width=width, height=height)
     record = model_record(model)
-    check_request(head_task(model), pixels, boxes, scales)
+    check_request(head_task(model), pixels, boxes, scales, crop_size)
     if head_task(model) == 'image-segmentation':
-        result = segment(model, pixels, scales=scales, flip=flip)
+        result = segment(model, pixels, scales=scales, flip=flip, crop_size=tuple(crop_size) if crop_size else None)
         entry['classes'] = result.class_areas()
         palette = record.palette if record is not None else None
         picture = draw_segmentation(to_pil(pixels), result.class_ids[0], palette)

@@ -17,6 +17,7 @@ from .counts import COUNTS
 
 __all__ = [
     'BACKBONE_TASK',
+    'CLASS_FLIP_PAIRS',
     'HUB_ORG',
     'KEYPOINT_SETS',
     'KeypointSet',
@@ -94,6 +95,8 @@ KEYPOINT_SETS = {
                   (12, 7), (13, 7), (14, 13), (15, 14)),
     ),
 }  # fmt: skip
+# LIP's official flip test (lib/datasets/lip.py) swaps the left and right arm, leg and shoe classes
+CLASS_FLIP_PAIRS = {LIP_LABELS: ((14, 15), (16, 17), (18, 19))}
 PALETTES = {
     CITYSCAPES_LABELS: (
         (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
@@ -177,6 +180,11 @@ class WeightsRecord:
     def keypoints(self) -> KeypointSet | None:
         """Joint names, flip pairs and skeleton of a keypoint tag (None where the labels are not a known joint set)."""
         return KEYPOINT_SETS.get(self.label_names)
+
+    @property
+    def class_flip_pairs(self) -> tuple[tuple[int, int], ...]:
+        """Left-right class pairs a flip test swaps (LIP's body parts; none for most datasets)."""
+        return CLASS_FLIP_PAIRS.get(self.label_names, ())
 
     @property
     def palette(self) -> tuple[tuple[int, int, int], ...] | None:

@@ -117,3 +117,56 @@ def sliding_windows(new_h, new_w, crop):
             h0, w0 = r * stride_h, c * stride_w
             out.append((h0, min(h0 + crop[0], new_h), w0, min(w0 + crop[1], new_w)))
     return out
+
+
+def seg_multi_scale_inference(model, image, scales, flip, crop, mean, std, align_corners, base_size):
+    """``BaseDataset.multi_scale_inference`` / ``inference`` (HRNet-Semantic-Segmentation, HRNet-OCR) for one
+    normalised image ``[1, 3, H, W]`` (torch), with torch's bilinear resize standing in for cv2's INTER_LINEAR."""
+    import torch
+    import torch.nn.functional as F
+
+    def inference(x):
+        pred = F.interpolate(model(x), size=x.shape[-2:], mode='bilinear', align_corners=align_corners)
+        if flip:
+            flipped = model(torch.from_numpy(x.numpy()[:, :, :, ::-1].copy()))
+            flipped = F.interpolate(flipped, size=x.shape[-2:], mode='bilinear', align_corners=align_corners)
+            pred = (pred + torch.from_numpy(flipped.numpy()[:, :, :, ::-1].copy())) * 0.5
+        return pred.exp()
+
+    def pad(img, h, w):
+        ph, pw = max(crop[0] - h, 0), max(crop[1] - w, 0)
+        out = np.empty((img.shape[0], img.shape[1], h + ph, w + pw), dtype=img.dtype)
+        out[:] = (-np.array(mean) / np.array(std)).reshape(1, -1, 1, 1)
+        out[:, :, :h, :w] = img
+        return out
+
+    _, _, ori_h, ori_w = image.shape
+    final = None
+    for scale in scales:
+        long_size = int(base_size * scale + 0.5)
+        if ori_h > ori_w:
+            size = (long_size, int(ori_w * long_size / ori_h + 0.5))
+        else:
+            size = (int(ori_h * long_size / ori_w + 0.5), long_size)
+        new = F.interpolate(image, size=size, mode='bilinear', align_corners=False).numpy()
+        height, width = size
+        if max(height, width) <= min(crop):
+            preds = inference(torch.from_numpy(pad(new, height, width)))[:, :, :height, :width]
+        else:
+            if height < crop[0] or width < crop[1]:
+                new = pad(new, height, width)
+            new_h, new_w = new.shape[-2:]
+            preds, count = None, np.zeros((1, 1, new_h, new_w))
+            for h0, h1, w0, w1 in sliding_windows(new_h, new_w, crop):
+                window = new[:, :, h0:h1, w0:w1]
+                if h1 == new_h or w1 == new_w:
+                    window = pad(window, h1 - h0, w1 - w0)
+                pred = inference(torch.from_numpy(window.copy())).numpy()
+                if preds is None:
+                    preds = np.zeros((1, pred.shape[1], new_h, new_w))
+                preds[:, :, h0:h1, w0:w1] += pred[:, :, : h1 - h0, : w1 - w0]
+                count[:, :, h0:h1, w0:w1] += 1
+            preds = torch.from_numpy(preds / count)[:, :, :height, :width].float()
+        preds = F.interpolate(preds, (ori_h, ori_w), mode='bilinear', align_corners=align_corners)
+        final = preds if final is None else final + preds
+    return final

@@ -303,6 +303,43 @@ def test_segment_single_scale_is_the_softmax_of_the_upsampled_logits():
     assert torch.allclose(result.probabilities, logits.softmax(1), atol=1e-6)
 
 
+class RandomSeg(nn.Module):
+    """A fixed random 3x3 conv + average pooling to 1/4: logits that depend on every pixel, for parity."""
+
+    head = 'v2'
+    num_classes = 5
+    pretrained_cfg = dict(mean=MEAN, std=STD, input_size=(3, 64, 64))
+
+    def __init__(self, align_corners: bool) -> None:
+        super().__init__()
+        self.head_align_corners = align_corners
+        self.conv = nn.Conv2d(3, 5, 3, padding=1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(5, 3, 3, 3, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self.conv(x), 4, ceil_mode=True)
+
+
+@pytest.mark.parametrize(
+    'scales, flip, crop_size, align_corners',
+    [((1.0,), False, (60, 90), False), ((0.5, 1.0, 1.75), True, (60, 90), True), ((0.75, 1.25), False, (40, 64), False),
+     ((0.5,), True, (100, 100), False)],
+)  # fmt: skip
+def test_segment_is_the_official_multi_scale_inference(scales, flip, crop_size, align_corners):
+    image = np.random.default_rng(5).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    model = RandomSeg(align_corners).eval()
+    result = tasks.segment(model, image, scales=scales, flip=flip, crop_size=crop_size)
+    x = (torch.tensor(image).permute(2, 0, 1).float() / 255 - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(
+        STD
+    ).view(3, 1, 1)
+    with torch.no_grad():
+        want = official.seg_multi_scale_inference(model, x[None], scales, flip, crop_size, MEAN, STD, align_corners, 90)
+    assert torch.allclose(result.probabilities, want / want.sum(1, keepdim=True), atol=1e-5)
+    agree = (result.class_ids == want.argmax(1)).float().mean()
+    assert agree > 0.999  # ties aside, the same classes
+
+
 def test_segment_batches_and_refuses_mixed_sizes():
     image, labels = _regions()
     model = ColourSeg()

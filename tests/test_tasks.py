@@ -477,3 +477,21 @@ def test_the_fast_argmax_is_torch_argmax_ties_included():
     assert torch.equal(segmentation._first_argmax(scores), scores.argmax(1))
     wide = torch.randn(1, 300, 5, 7)
     assert torch.equal(segmentation._first_argmax(wide), wide.argmax(1))
+
+
+def test_predict_pose_writes_keypoints_by_name(tmp_path, capsys):
+    _official_checkpoint('hrnetv1_w32.coco_256x192', tmp_path / 'pose.pth')
+    folder = convert_checkpoint(tmp_path / 'pose.pth', 'hrnetv1_w32.coco_256x192', tmp_path / 'converted')
+    photo = tmp_path / 'people.png'
+    Image.fromarray(_dots(ON_GRID)).save(photo)
+    out, answer = tmp_path / 'pose.png', tmp_path / 'pose.json'
+    argv = ['predict', str(photo), '--model', 'hrnetv1_w32.coco_256x192', '--weights', str(folder), '--flip']
+    assert cli([*argv, '--boxes', '60,40,120,160', '10,10,50,80', '--out', str(out), '--json', str(answer)]) == 0
+    people = json.loads(answer.read_text())['images'][0]['people']
+    assert [p['box'] for p in people] == [[60, 40, 120, 160], [10, 10, 50, 80]]
+    assert all(list(p['keypoints']) == list(COCO_KEYPOINTS) for p in people)
+    for person in people:  # random weights: somewhere in (or near) the crop of its box, in image pixels
+        x, y, w, h = person['box']
+        for point in person['keypoints'].values():
+            assert x - w <= point['x'] <= x + 2 * w and y - h <= point['y'] <= y + 2 * h
+    assert Image.open(out).size == (320, 240)

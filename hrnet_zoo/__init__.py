@@ -7,9 +7,11 @@ The package is laid out by layer, and imports only point down (``tests/test_layo
 * :mod:`.weights`: the manifest, safetensors I/O, file checks, timm's pretrained path, convert, cards;
 * :mod:`.hub`: the publish client, and a Hub-protocol server for loopback use;
 * :mod:`.fast`: the CPU inference fast path;
-* on top: :mod:`.stats`, :mod:`.detection`, :mod:`.demo`, :mod:`.bench` and :mod:`.cli`.
+* :mod:`.tasks`, above the models: image in, answer out (segmentation, top-down pose, pictures, ``predict``);
+* on top: :mod:`.stats`, :mod:`.detection`, :mod:`.demo`, :mod:`.bench`, :mod:`.bench_tasks` and :mod:`.cli`.
 """
 
+from . import tasks
 from .fast import optimize_for_inference
 from .models import HRNetV1, HRNetV2, HRNetV2p, create_hrnet
 from .specs import HEADS, WIDTHS, HeadSpec, HRNetSpec, StageSpec, get_head, get_spec
@@ -35,4 +37,5 @@ __all__ = [
     'get_record',
     'get_spec',
     'optimize_for_inference',
+    'tasks',
 ]

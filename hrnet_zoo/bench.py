@@ -50,7 +50,12 @@ DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--width', default='w18', help='HRNet width, e.g. w18, w18_small_v2, w48 (default: w18)')
     parser.add_argument('--head', default='v2', choices=('v1', 'v2', 'v2p'), help='full model to time (default: v2)')
-    parser.add_argument('--suite', default='all', choices=(*SUITES, 'all'), help='what to measure (default: all)')
+    parser.add_argument(
+        '--suite',
+        default='all',
+        choices=(*SUITES, 'tasks', 'all'),
+        help='what to measure; tasks: segment / estimate_pose outside the forward (default: all = the others)',
+    )
     parser.add_argument('--repeats', type=int, default=5, help='timed rounds; medians are over these')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument(

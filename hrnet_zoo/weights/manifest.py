@@ -17,7 +17,11 @@ from .counts import COUNTS
 
 __all__ = [
     'BACKBONE_TASK',
+    'CLASS_FLIP_PAIRS',
     'HUB_ORG',
+    'KEYPOINT_SETS',
+    'KeypointSet',
+    'PALETTES',
     'HEADS',
     'ARCHS',
     'Metric',
@@ -62,6 +66,44 @@ LIP_LABELS = (
     'jumpsuits', 'scarf', 'skirt', 'face', 'left_arm', 'right_arm', 'left_leg', 'right_leg', 'left_shoe',
     'right_shoe',
 )  # fmt: skip
+
+# What the tasks layer needs besides the names: the left-right joint pairs that flip testing swaps and the limbs
+# drawn (0-based, as deep-high-resolution-net.pytorch's COCO and MPII datasets define them), and the colours of
+# the Cityscapes classes (cityscapesScripts). Looked up by the label tuple a record carries.
+
+
+@dataclass(frozen=True)
+class KeypointSet:
+    """A dataset's joints: names in heatmap order, left-right pairs, and the skeleton's limbs."""
+
+    names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    skeleton: tuple[tuple[int, int], ...]
+
+
+KEYPOINT_SETS = {
+    COCO_KEYPOINTS: KeypointSet(
+        COCO_KEYPOINTS,
+        flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+        skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+                  (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
+    ),
+    MPII_JOINTS: KeypointSet(
+        MPII_JOINTS,
+        flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+        skeleton=((0, 1), (1, 2), (2, 6), (3, 6), (4, 3), (5, 4), (7, 6), (8, 7), (9, 8), (10, 11), (11, 12),
+                  (12, 7), (13, 7), (14, 13), (15, 14)),
+    ),
+}  # fmt: skip
+# LIP's official flip test (lib/datasets/lip.py) swaps the left and right arm, leg and shoe classes
+CLASS_FLIP_PAIRS = {LIP_LABELS: ((14, 15), (16, 17), (18, 19))}
+PALETTES = {
+    CITYSCAPES_LABELS: (
+        (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+        (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
+        (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+    ),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -143,6 +185,21 @@ class WeightsRecord:
     @property
     def width(self) -> str:
         return parse_arch(self.arch)[1]
+
+    @property
+    def keypoints(self) -> KeypointSet | None:
+        """Joint names, flip pairs and skeleton of a keypoint tag (None where the labels are not a known joint set)."""
+        return KEYPOINT_SETS.get(self.label_names)
+
+    @property
+    def class_flip_pairs(self) -> tuple[tuple[int, int], ...]:
+        """Left-right class pairs a flip test swaps (LIP's body parts; none for most datasets)."""
+        return CLASS_FLIP_PAIRS.get(self.label_names, ())
+
+    @property
+    def palette(self) -> tuple[tuple[int, int, int], ...] | None:
+        """The dataset's class colours, where it defines them (None: draw with a generated palette)."""
+        return PALETTES.get(self.label_names)
 
     @property
     def params(self) -> int:

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='hrnet-zoo', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
 
-    p = sub.add_parser('list', help='the 27 architectures with params, GFLOPs and pretrained tags')
+    p = sub.add_parser('list', help='the 36 architectures with params, GFLOPs and pretrained tags')
     p.add_argument('--json', action='store_true', help='machine-readable output')
     p.set_defaults(func=_cmd_list)
 

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d
 
 import hrnet_zoo
+from hrnet_zoo import cli
 from hrnet_zoo.stats import arch_stats
 from hrnet_zoo.weights.checks import load_pretrained_file
 from hrnet_zoo.weights.convert import convert_state_dict, load_checkpoint
@@ -282,3 +283,15 @@ def test_convert_sync_batchnorm_keeps_ocr_outputs():
     assert not any(type(m) is nn.BatchNorm2d for m in synced.modules())
     with torch.no_grad():
         torch.testing.assert_close(synced(x), expected)
+
+
+def test_cli_list_at_another_input_size(capsys, monkeypatch):
+    monkeypatch.setattr(cli, 'ARCHS', ('hrnetv2_ocr_w18_small_v1', 'hrnetv2_ocr_w48'))
+    assert cli.main(['list', '--input-size', '1024x2048']) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith('hrnet')]
+    assert [row[:4] for row in lines] == [
+        ['hrnetv2_ocr_w18_small_v1', '3.842', '271.29', '1024x2048'],
+        ['hrnetv2_ocr_w48', '70.373', '1206.37', '1024x2048'],
+    ]
+    with pytest.raises(SystemExit):
+        cli.main(['list', '--input-size', '1024'])

@@ -5,9 +5,10 @@ The layout is recognised from the keys, never taken from the caller:
 * ``official``: HRNet-Image-Classification, deep-high-resolution-net.pytorch (pose) and timm's ``hrnet_*`` Hub
   files, which keep the official names. The ImageNet classification head is dropped.
 * ``official_seg``: HRNet-Semantic-Segmentation, saved from its ``FullModel`` wrapper (``model.`` prefix, the
-  loss's class-weight buffers under ``loss.``). The InPlaceABN ``master`` branch and torch 0.4 files have no
-  ``num_batches_tracked``; zeros are added, as a fresh BatchNorm has.
-* ``mmlab``: mmsegmentation, mmpose (0.x and 1.x), mmdetection (also the v1 / HRNet-Object-Detection neck names)
+  loss's class-weight buffers under ``loss.``). The InPlaceABN ``master`` branch and torch 0.4 files (the HRNet-OCR
+  ``*_torch04.pth`` ones too) have no ``num_batches_tracked``; zeros are added, as a fresh BatchNorm has. For OCR
+  models a ``last_layer.*`` head is read as ``aux_head.*``, as the official OCR loader does.
+* ``mmlab``: mmsegmentation (FCNHead; OCRNet's FCNHead + OCRHead cascade), mmpose (0.x and 1.x), mmdetection (also the v1 / HRNet-Object-Detection neck names)
   and mmpretrain: ``backbone.`` prefix and the head renames in :data:`MMLAB_RENAMES`.
 
 Whatever the target model does not use is dropped; the rest must match the target, built on the meta device,
@@ -43,6 +44,25 @@ __all__ = ['MMLAB_RENAMES', 'convert_checkpoint', 'convert_state_dict', 'detect_
 
 _OCR_BLOCK = 'ocr_distri_head.object_context_block.'
 
+
+def _mmseg_attention_renames() -> list[tuple[str, str]]:
+    """mmseg's SelfAttentionBlock projections -> the official f_* Sequentials (conv, (norm, ReLU), ...). A
+    two-conv projection is a Sequential of ConvModules (``query_project.1.conv``); a one-conv projection is the
+    ConvModule itself (``value_project.conv``)."""
+    renames = []
+    for mm, ours, convs in (
+        ('query', 'f_pixel', 2),
+        ('key', 'f_object', 2),
+        ('value', 'f_down', 1),
+        ('out', 'f_up', 1),
+    ):
+        for i in range(convs):
+            mm_name = rf'^decode_head\.1\.object_context_block\.{mm}_project\.' + (rf'{i}\.' if convs > 1 else '')
+            renames.append((mm_name + r'conv\.', f'{_OCR_BLOCK}{ours}.{2 * i}.'))
+            renames.append((mm_name + r'bn\.', f'{_OCR_BLOCK}{ours}.{2 * i + 1}.0.'))
+    return renames
+
+
 # OpenMMLab names -> ours, (pattern, replacement) applied in order to every key.
 MMLAB_RENAMES: tuple[tuple[str, str], ...] = (
     (r'^backbone\.', ''),
@@ -64,19 +84,7 @@ MMLAB_RENAMES: tuple[tuple[str, str], ...] = (
     (r'^decode_head\.1\.conv_seg\.', HEADS['v2_ocr'].prefixes[-1]),  # the classifier, cls_head
     (r'^decode_head\.1\.object_context_block\.bottleneck\.conv\.', 'ocr_distri_head.conv_bn_dropout.0.'),
     (r'^decode_head\.1\.object_context_block\.bottleneck\.bn\.', 'ocr_distri_head.conv_bn_dropout.1.0.'),
-    *(
-        (rf'^decode_head\.1\.object_context_block\.{mm}_project\.{mm_index}{kind}\.', f'{_OCR_BLOCK}{ours}.{index}.')
-        for mm, ours, convs in (
-            ('query', 'f_pixel', 2),
-            ('key', 'f_object', 2),
-            ('value', 'f_down', 1),
-            ('out', 'f_up', 1),
-        )
-        for i in range(convs)
-        # a two-conv projection is a Sequential of ConvModules (`.0.conv`); one conv is the ConvModule itself
-        for mm_index in ([rf'{i}\.'] if convs > 1 else [''])
-        for kind, index in (('conv', str(2 * i)), ('bn', f'{2 * i + 1}.0'))
-    ),
+    *(_mmseg_attention_renames()),
 )
 
 # Parts of the released files that no model here has: training losses, detector heads, classification heads.

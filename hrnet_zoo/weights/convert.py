@@ -8,8 +8,9 @@ The layout is recognised from the keys, never taken from the caller:
   loss's class-weight buffers under ``loss.``). The InPlaceABN ``master`` branch and torch 0.4 files (the HRNet-OCR
   ``*_torch04.pth`` ones too) have no ``num_batches_tracked``; zeros are added, as a fresh BatchNorm has. For OCR
   models a ``last_layer.*`` head is read as ``aux_head.*``, as the official OCR loader does.
-* ``mmlab``: mmsegmentation (FCNHead; OCRNet's FCNHead + OCRHead cascade), mmpose (0.x and 1.x), mmdetection (also the v1 / HRNet-Object-Detection neck names)
-  and mmpretrain: ``backbone.`` prefix and the head renames in :data:`MMLAB_RENAMES`.
+* ``mmlab``: mmsegmentation (FCNHead; OCRNet's FCNHead + OCRHead cascade), mmpose (0.x and 1.x), mmdetection
+  (also the v1 / HRNet-Object-Detection neck names) and mmpretrain: ``backbone.`` prefix and the head renames in
+  :data:`MMLAB_RENAMES`.
 
 Whatever the target model does not use is dropped; the rest must match the target, built on the meta device,
 key for key and shape for shape.

@@ -396,9 +396,10 @@ def test_export_dynamic_height_width(head):
 
 
 @pytest.mark.export
-def test_onnx_dynamic_height_width_runs_in_onnxruntime(tmp_path):
+@pytest.mark.parametrize('head', ['v2', 'v2_ocr'])
+def test_onnx_dynamic_height_width_runs_in_onnxruntime(tmp_path, head):
     ort = pytest.importorskip('onnxruntime')
-    model = timm.create_model(f'hrnetv2_{SMALL}').eval()
+    model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
     randomize_batchnorm(model)
     path = tmp_path / 'hrnet.onnx'
     torch.onnx.export(

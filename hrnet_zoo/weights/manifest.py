@@ -248,6 +248,12 @@ def _det(width, ap) -> WeightsRecord:
     )
 
 
+_OCR_PAPER = (
+    'The OCR head: Object-Contextual Representations for Semantic Segmentation (Yuan, Chen and Wang, ECCV 2020), '
+    'arXiv:1909.11065.'
+)
+
+
 def _ocr(tag, dataset, dataset_name, num_classes, size, file_name, metrics, **kw) -> WeightsRecord:
     """An official HRNetV2-W48 + OCR release (HRNet-Semantic-Segmentation, branch HRNet-OCR): every OCR config
     leaves ALIGN_CORNERS at its default, True."""
@@ -264,6 +270,7 @@ def _ocr(tag, dataset, dataset_name, num_classes, size, file_name, metrics, **kw
         metrics=tuple(Metric('mIoU', name, value, split) for name, value, split in metrics),
         upsample_mode='bilinear',
         align_corners=True,
+        notes=(_OCR_PAPER,),
         **kw,
     )
 

@@ -83,10 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> _common.History:
     args = parse_args(argv)
     rt = _common.setup(args)
-    model_args = dict(num_classes=len(CLASSES))
+    ocr = args.model.startswith('hrnetv2_ocr_')
+    # OCR: training returns (logits, aux_logits), for the official 1.0 x main + 0.4 x aux loss
+    model_args = dict(num_classes=len(CLASSES), **({'aux_output': True} if ocr else {}))
     model = timm.create_model(args.model, pretrained=args.pretrained, **model_args)
-    if not isinstance(model, hrnet_zoo.HRNetV2):
-        raise SystemExit(f'--model must be an HRNetV2 segmentation model (hrnetv2_<width>), got {args.model}')
+    if not isinstance(model, (hrnet_zoo.HRNetV2, hrnet_zoo.HRNetV2OCR)):
+        raise SystemExit(
+            f'--model must be an HRNetV2 segmentation model (hrnetv2_<width> or hrnetv2_ocr_<width>), got {args.model}'
+        )
     prepared = _common.prepare_model(model, args, rt)
 
     train_set = TensorDataset(*render_shapes(args.train_size, args.img_size, seed=args.seed))
@@ -96,8 +100,15 @@ def main(argv: list[str] | None = None) -> _common.History:
 
     def loss_fn(net: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         # logits come at 1/4 resolution; compare them with the labels at full resolution, as HRNet does
-        logits = F.interpolate(net(images), size=labels.shape[-2:], mode='bilinear', align_corners=False)
-        return F.cross_entropy(logits.float(), labels)
+        out = net(images)
+        weighted = zip(out, (1.0, 0.4)) if isinstance(out, tuple) else [(out, 1.0)]
+        return sum(
+            weight
+            * F.cross_entropy(
+                F.interpolate(logits, size=labels.shape[-2:], mode='bilinear', align_corners=False).float(), labels
+            )
+            for logits, weight in weighted
+        )
 
     @torch.no_grad()
     def evaluate() -> float:

@@ -10,6 +10,9 @@ size instead of a fixed scale factor, so inputs of any size work, not only multi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from timm.models import checkpoint, checkpoint_seq
@@ -18,30 +21,64 @@ from torch import Tensor, nn
 
 from .specs import HRNetSpec, StageSpec
 
-__all__ = ['HRNetBackbone', 'ExchangeUnit', 'UPSAMPLE_MODES']
+__all__ = ['BATCH_NORM', 'HRNetBackbone', 'ExchangeUnit', 'NormLayer', 'UPSAMPLE_MODES', 'norm_factory']
 
 UPSAMPLE_MODES = ('nearest', 'bilinear')
 _BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
 
+NormLayer = Callable[..., nn.Module]  # called as norm_layer(num_features), like nn.BatchNorm2d
 
-def conv_bn(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, act: bool = True, **dd) -> nn.Sequential:
+
+def _make_norm(layer: NormLayer, num_features: int, device=None, dtype=None) -> nn.Module:
+    dd = {k: v for k, v in dict(device=device, dtype=dtype).items() if v is not None}
+    if not dd:
+        return layer(num_features)
+    try:
+        return layer(num_features, **dd)
+    except TypeError:
+        return layer(num_features).to(**dd)
+
+
+def norm_factory(norm_layer: NormLayer | None = None) -> NormLayer:
+    """``norm_layer`` (default BatchNorm2d) as ``f(num_features, device=None, dtype=None)``.
+
+    torchvision's FrozenBatchNorm2d takes no factory kwargs, so they are passed only when set (and the layer is
+    moved to them afterwards if it refuses them). A partial, not a closure, so that models stay picklable.
+    """
+    return partial(_make_norm, nn.BatchNorm2d if norm_layer is None else norm_layer)
+
+
+BATCH_NORM: NormLayer = norm_factory()  # the default of every builder here
+
+
+def conv_bn(
+    in_chs: int,
+    out_chs: int,
+    kernel_size: int,
+    stride: int = 1,
+    act: bool = True,
+    norm_layer: NormLayer = BATCH_NORM,
+    **dd,
+) -> nn.Sequential:
     """Conv (no bias) + BN (+ ReLU), the unit of every transition and downsampling fuse path."""
     layers = [
         nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding=kernel_size // 2, bias=False, **dd),
-        nn.BatchNorm2d(out_chs, **dd),
+        norm_layer(out_chs, **dd),
     ]
     if act:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
-def make_blocks(block: str, in_chs: int, planes: int, num_blocks: int, **dd) -> nn.Sequential:
+def make_blocks(
+    block: str, in_chs: int, planes: int, num_blocks: int, norm_layer: NormLayer = BATCH_NORM, **dd
+) -> nn.Sequential:
     """A branch: ``num_blocks`` residual blocks, with a 1x1 projection on the first when channels change."""
     block_cls = _BLOCKS[block]
     out_chs = planes * block_cls.expansion
-    downsample = conv_bn(in_chs, out_chs, 1, act=False, **dd) if in_chs != out_chs else None
-    layers = [block_cls(in_chs, planes, downsample=downsample, **dd)]
-    layers += [block_cls(out_chs, planes, **dd) for _ in range(1, num_blocks)]
+    downsample = conv_bn(in_chs, out_chs, 1, act=False, norm_layer=norm_layer, **dd) if in_chs != out_chs else None
+    layers = [block_cls(in_chs, planes, downsample=downsample, norm_layer=norm_layer, **dd)]
+    layers += [block_cls(out_chs, planes, norm_layer=norm_layer, **dd) for _ in range(1, num_blocks)]
     return nn.Sequential(*layers)
 
 
@@ -55,8 +92,16 @@ class FuseIdentity(nn.Module):
 class FuseUp(nn.Sequential):
     """``fuse_layers[i][j]`` for j > i: 1x1 conv + BN, then resize to branch i's size (official order)."""
 
-    def __init__(self, in_chs: int, out_chs: int, upsample_mode: str, align_corners: bool | None, **dd) -> None:
-        super().__init__(nn.Conv2d(in_chs, out_chs, 1, bias=False, **dd), nn.BatchNorm2d(out_chs, **dd))
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        upsample_mode: str,
+        align_corners: bool | None,
+        norm_layer: NormLayer = BATCH_NORM,
+        **dd,
+    ) -> None:
+        super().__init__(nn.Conv2d(in_chs, out_chs, 1, bias=False, **dd), norm_layer(out_chs, **dd))
         self.upsample_mode = upsample_mode
         self.align_corners = align_corners
 
@@ -69,11 +114,12 @@ class FuseUp(nn.Sequential):
 class FuseDown(nn.Sequential):
     """``fuse_layers[i][j]`` for j < i: (i - j) stride-2 3x3 convs; only the last changes channels, no ReLU."""
 
-    def __init__(self, in_chs: int, out_chs: int, num_steps: int, **dd) -> None:
+    def __init__(self, in_chs: int, out_chs: int, num_steps: int, norm_layer: NormLayer = BATCH_NORM, **dd) -> None:
         steps = []
         for k in range(num_steps):
             last = k == num_steps - 1
-            steps.append(conv_bn(in_chs, out_chs if last else in_chs, 3, stride=2, act=not last, **dd))
+            out = out_chs if last else in_chs
+            steps.append(conv_bn(in_chs, out, 3, stride=2, act=not last, norm_layer=norm_layer, **dd))
         super().__init__(*steps)
 
     def forward(self, x: Tensor, size: list[int]) -> Tensor:
@@ -97,12 +143,13 @@ class ExchangeUnit(nn.Module):
         multi_scale_output: bool = True,
         upsample_mode: str = 'nearest',
         align_corners: bool | None = None,
+        norm_layer: NormLayer = BATCH_NORM,
         **dd,
     ) -> None:
         super().__init__()
         chs = spec.num_channels
         self.branches = nn.ModuleList(
-            [make_blocks(spec.block, in_chs[b], chs[b], spec.num_blocks[b], **dd) for b in range(len(chs))]
+            [make_blocks(spec.block, in_chs[b], chs[b], spec.num_blocks[b], norm_layer, **dd) for b in range(len(chs))]
         )
         fuse_rows = []
         for i in range(len(chs)):
@@ -110,9 +157,9 @@ class ExchangeUnit(nn.Module):
             if multi_scale_output or i == 0:
                 for j in range(len(chs)):
                     if j > i:
-                        row.append(FuseUp(chs[j], chs[i], upsample_mode, align_corners, **dd))
+                        row.append(FuseUp(chs[j], chs[i], upsample_mode, align_corners, norm_layer, **dd))
                     elif j < i:
-                        row.append(FuseDown(chs[j], chs[i], i - j, **dd))
+                        row.append(FuseDown(chs[j], chs[i], i - j, norm_layer, **dd))
                     else:
                         row.append(FuseIdentity())
             fuse_rows.append(nn.ModuleList(row))
@@ -163,15 +210,18 @@ class HRStage(nn.ModuleList):
         return x
 
 
-def make_transition(prev_chs: tuple[int, ...], next_chs: tuple[int, ...], **dd) -> nn.ModuleList:
+def make_transition(
+    prev_chs: tuple[int, ...], next_chs: tuple[int, ...], norm_layer: NormLayer = BATCH_NORM, **dd
+) -> nn.ModuleList:
     """Adapt existing branches whose width changes; grow each new branch from the lowest-resolution one."""
     layers: list[nn.Module] = []
     for i, out_chs in enumerate(next_chs):
         if i < len(prev_chs):
-            layers.append(conv_bn(prev_chs[i], out_chs, 3, **dd) if prev_chs[i] != out_chs else nn.Identity())
+            same = prev_chs[i] == out_chs
+            layers.append(nn.Identity() if same else conv_bn(prev_chs[i], out_chs, 3, norm_layer=norm_layer, **dd))
         else:
             # official nesting: Sequential(Sequential(conv, bn, relu)), keys transitionN.i.0.{0,1}
-            layers.append(nn.Sequential(conv_bn(prev_chs[-1], out_chs, 3, stride=2, **dd)))
+            layers.append(nn.Sequential(conv_bn(prev_chs[-1], out_chs, 3, stride=2, norm_layer=norm_layer, **dd)))
     return nn.ModuleList(layers)
 
 
@@ -204,6 +254,12 @@ class HRNetBackbone(nn.Module):
         upsample_mode: resize used inside the fuse layers, 'nearest' (ImageNet, pose and detection weights)
             or 'bilinear' (segmentation weights).
         align_corners: for 'bilinear'; None means False. Must be None for 'nearest'.
+        norm_layer: the class of every norm (default BatchNorm2d), called as ``norm_layer(num_features)``:
+            ``nn.SyncBatchNorm``, torchvision's ``FrozenBatchNorm2d``, timm's norm layers.
+        frozen_stages: mmseg's HRNet semantics. -1 freezes nothing; 0 the stem (conv1, bn1, conv2, bn2); i >= 1 the
+            stem, layer1 and transition1, then stage{j} for 2 <= j <= i and transition{j} below stage 4. Frozen
+            parameters get requires_grad=False and their norms stay in eval mode through ``.train()``.
+        norm_eval: keep every BatchNorm in eval mode (running statistics fixed) during training.
     """
 
     def __init__(
@@ -215,8 +271,15 @@ class HRNetBackbone(nn.Module):
         align_corners: bool | None = None,
         device=None,
         dtype=None,
+        norm_layer: NormLayer | None = None,
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
     ) -> None:
         super().__init__()
+        if frozen_stages not in range(-1, 5):
+            raise ValueError(f'frozen_stages must be -1 (nothing) ... 4 (every stage), got {frozen_stages!r}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
         if upsample_mode not in UPSAMPLE_MODES:
             raise ValueError(f'upsample_mode must be one of {UPSAMPLE_MODES}, got {upsample_mode!r}')
         if upsample_mode == 'nearest' and align_corners is not None:
@@ -227,20 +290,21 @@ class HRNetBackbone(nn.Module):
         self.align_corners = align_corners
         self.grad_checkpointing = False
         stem = spec.stem_width
+        norm = self.norm_layer = norm_factory(norm_layer)
 
         self.conv1 = nn.Conv2d(in_chans, stem, 3, stride=2, padding=1, bias=False, **dd)
-        self.bn1 = nn.BatchNorm2d(stem, **dd)
+        self.bn1 = norm(stem, **dd)
         self.act1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(stem, 64, 3, stride=2, padding=1, bias=False, **dd)
-        self.bn2 = nn.BatchNorm2d(64, **dd)
+        self.bn2 = norm(64, **dd)
         self.act2 = nn.ReLU(inplace=True)
         s1 = spec.stage1
-        self.layer1 = make_blocks(s1.block, 64, s1.num_channels[0], s1.num_blocks[0], **dd)
+        self.layer1 = make_blocks(s1.block, 64, s1.num_channels[0], s1.num_blocks[0], norm, **dd)
 
         prev_chs: tuple[int, ...] = (s1.num_channels[0] * _BLOCKS[s1.block].expansion,)
-        fuse = dict(upsample_mode=upsample_mode, align_corners=align_corners, **dd)
+        fuse = dict(upsample_mode=upsample_mode, align_corners=align_corners, norm_layer=norm, **dd)
         for n, stage in enumerate(spec.stages, start=2):
-            setattr(self, f'transition{n - 1}', make_transition(prev_chs, stage.num_channels, **dd))
+            setattr(self, f'transition{n - 1}', make_transition(prev_chs, stage.num_channels, norm, **dd))
             units = []
             for m in range(stage.num_modules):
                 last = n == 4 and m == stage.num_modules - 1
@@ -253,6 +317,33 @@ class HRNetBackbone(nn.Module):
         self.feature_info = [dict(num_chs=stem, reduction=2, module='stem')] + [
             dict(num_chs=c, reduction=4 * 2**i, module=f'stage4.branch{i}') for i, c in enumerate(spec.branch_channels)
         ]
+
+        self._freeze_stages()
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """What ``frozen_stages`` freezes, in order (mmseg's HRNet ``_freeze_stages``)."""
+        names = ['conv1', 'bn1', 'conv2', 'bn2'] if self.frozen_stages >= 0 else []
+        for i in range(1, self.frozen_stages + 1):
+            names += ['layer1', 'transition1'] if i == 1 else [f'stage{i}'] + ([f'transition{i}'] if i < 4 else [])
+        return [getattr(self, name) for name in names]
+
+    def _freeze_stages(self) -> None:
+        for module in self.frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> HRNetBackbone:
+        """Train mode, except for the frozen stages and, with ``norm_eval``, every BatchNorm."""
+        super().train(mode)
+        if mode:
+            for module in self.frozen_modules():
+                module.eval()
+            if self.norm_eval:
+                for module in self.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
+        return self
 
     def forward_stem(self, x: Tensor) -> Tensor:
         """conv1 + bn1 + ReLU at stride 2: the 64-channel stem feature."""

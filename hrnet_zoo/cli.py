@@ -19,6 +19,7 @@ from .export import FORMATS, ExportError, check_export_target, export_model, loa
 from .hub.client import publish
 from .hub.release import FAILED, LOCK_PATH, release, summary_table
 from .specs import ARCHS
+from .stats import arch_stats
 from .tasks.inputs import load_image
 from .tasks.predict import build_model, check_request, check_task, predict_image, write_atomically
 from .weights.cards import write_cards
@@ -26,13 +27,24 @@ from .weights.convert import convert_checkpoint
 from .weights.manifest import MANIFEST, default_tag
 
 
+def _input_size(text: str) -> tuple[int, int, int]:
+    """``'1024x2048'`` -> ``(3, 1024, 2048)``."""
+    try:
+        height, width = (int(side) for side in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected HEIGHTxWIDTH such as 1024x2048, got {text!r}') from None
+    return 3, height, width
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for arch in ARCHS:
         default = MANIFEST[f'{arch}.{default_tag(arch)}']  # its counts are data: nothing is built or run here
         tags = [r.tag for r in MANIFEST.values() if r.arch == arch]
-        rows.append(dict(arch=arch, params_m=default.params / 1e6, gflops=default.gflops,
-                         input_size=default.input_size, tags=tags))  # fmt: skip
+        params, gflops, size = default.params, default.gflops, default.input_size
+        if args.input_size is not None and args.input_size != size:  # counted afresh, on the meta device
+            params, gflops, size = arch_stats(default.name, args.input_size)
+        rows.append(dict(arch=arch, params_m=params / 1e6, gflops=gflops, input_size=size, tags=tags))
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -40,7 +52,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         size = 'x'.join(str(s) for s in r['input_size'][1:])
         print(f'{r["arch"]:<24} {r["params_m"]:>10.3f} {r["gflops"]:>9.2f}  {size:<12} {", ".join(r["tags"])}')
-    print("GFLOPs: conv + linear multiply-adds / 2^30 at the default tag's input size, as the official tables.")
+    where = 'the given' if args.input_size else "the default tag's"
+    print(f'GFLOPs: conv + linear multiply-adds / 2^30 at {where} input size, as the official tables.')
     return 0
 
 
@@ -138,8 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='hrnet-zoo', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
 
-    p = sub.add_parser('list', help='the 27 architectures with params, GFLOPs and pretrained tags')
+    p = sub.add_parser('list', help='the 36 architectures with params, GFLOPs and pretrained tags')
     p.add_argument('--json', action='store_true', help='machine-readable output')
+    p.add_argument('--input-size', type=_input_size, default=None, metavar='HxW',
+                   help="count at this input size (e.g. 1024x2048) instead of each default tag's")  # fmt: skip
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser('convert', help='official checkpoint -> model.safetensors + config.json + README.md')

@@ -37,16 +37,16 @@ def _official_checkpoint(model_name: str, path: Path) -> None:
     if not record.backbone_only:  # ImageNet releases carry only the classification head
         torch.manual_seed(0)
         fresh = timm.create_model(record.arch, num_classes=record.num_classes)
-        prefix = record.head_spec.prefix
+        prefix = record.head_spec.prefixes
         state.update({k: v for k, v in fresh.state_dict().items() if k.startswith(prefix)})
     if record.source.layout == 'official_seg':
         state = {f'model.{k}': v for k, v in state.items()}
     elif record.source.layout == 'mmdet':
-        state = {_mmdet_name(k, record.head_spec.prefix): v for k, v in state.items()}
+        state = {_mmdet_name(k, record.head_spec.prefixes): v for k, v in state.items()}
     torch.save(state, path)
 
 
-def _mmdet_name(key: str, neck_prefix: str) -> str:
+def _mmdet_name(key: str, neck_prefix: tuple[str, ...]) -> str:
     """mmdetection's name of one of our keys: the backbone under ``backbone.``, the HRFPN convs in ConvModules."""
     if not key.startswith(neck_prefix):
         return f'backbone.{key}'

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .backbone import BATCH_NORM, NormLayer
+
 __all__ = ['concat_branches', 'SegmentationHead', 'PyramidNeck']
 
 
@@ -28,11 +30,13 @@ def concat_branches(x: list[Tensor], align_corners: bool = False) -> Tensor:
 class SegmentationHead(nn.Sequential):
     """``last_layer``: 1x1 conv (bias) + BN + ReLU, then a 1x1 classifier (identity when num_classes is 0)."""
 
-    def __init__(self, in_chs: int, num_classes: int, device=None, dtype=None) -> None:
+    def __init__(
+        self, in_chs: int, num_classes: int, norm_layer: NormLayer = BATCH_NORM, device=None, dtype=None
+    ) -> None:
         dd = dict(device=device, dtype=dtype)
         super().__init__(
             nn.Conv2d(in_chs, in_chs, 1, bias=True, **dd),
-            nn.BatchNorm2d(in_chs, **dd),
+            norm_layer(in_chs, **dd),
             nn.ReLU(inplace=True),
             classifier(in_chs, num_classes, **dd),
         )

@@ -1,4 +1,4 @@
-"""HRNetV1 / HRNetV2 / HRNetV2p for timm: the model classes, the builder, and the 27 registered names.
+"""HRNetV1 / HRNetV2 / HRNetV2p / HRNetV2-OCR for timm: the model classes and the builder.
 
 Paper: Deep High-Resolution Representation Learning for Visual Recognition (Wang et al., TPAMI 2020),
 https://arxiv.org/abs/1908.07919. Official code: https://github.com/HRNet (MIT).
@@ -6,7 +6,10 @@ https://arxiv.org/abs/1908.07919. Official code: https://github.com/HRNet (MIT).
 The backbone is one class (:class:`~hrnet_zoo.backbone.HRNetBackbone`); the models differ only in their head,
 whose facts are a record of :data:`~hrnet_zoo.specs.HEADS`. ``features_only=True`` goes through timm's
 ``FeatureGetterNet`` and returns the stem (64 channels, stride 2) and the four final branches (C, 2C, 4C, 8C at
-strides 4, 8, 16, 32).
+strides 4, 8, 16, 32). The registered names and timm's default cfgs are in :mod:`hrnet_zoo.registry`.
+
+Every head takes the fine-tuning controls of mmseg / mmpose / torchvision: ``frozen_stages``, ``norm_eval`` and
+``norm_layer`` (see :class:`~hrnet_zoo.backbone.HRNetBackbone`).
 """
 
 from __future__ import annotations
@@ -15,17 +18,18 @@ from functools import partial
 from typing import Any, ClassVar
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, get_pretrained_cfg, register_model
+from timm.models import build_model_with_cfg, get_pretrained_cfg
 from timm.models._features import feature_take_indices  # no public name in timm 1.0.31
 from torch import Tensor, nn
 
-from .backbone import HRNetBackbone
+from .backbone import HRNetBackbone, NormLayer
 from .heads import PyramidNeck, SegmentationHead, classifier, concat_branches
+from .ocr import ObjectContextDistribute, ObjectRegionGather, conv_norm_relu
 from .specs import HEADS, arch_name, get_spec, parse_arch
 from .weights.manifest import MANIFEST
 from .weights.pretrained import SAFETENSORS_ONLY, checked_pretrained_filter, named_fetch_errors
 
-__all__ = ['HRNetV1', 'HRNetV2', 'HRNetV2p', 'MODEL_CLASSES', 'create_hrnet']
+__all__ = ['HRNetV1', 'HRNetV2', 'HRNetV2p', 'HRNetV2OCR', 'MODEL_CLASSES', 'create_hrnet']
 
 
 _AFTER_STEM = ('conv2', 'bn2', 'layer1', 'transition1', 'stage2', 'transition2', 'stage3', 'transition3', 'stage4')
@@ -49,6 +53,9 @@ class _HRNet(HRNetBackbone):
         output_stride: int = 32,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        norm_layer: NormLayer | None = None,
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
     ) -> None:
         if output_stride != 32:
             # dilating the low-resolution branches would break the exchange units' stride-2 fuse paths
@@ -57,7 +64,18 @@ class _HRNet(HRNetBackbone):
                 '(DeepLabV3/V3+ need 8 or 16; use a decoder that takes multi-scale features: Unet, FPN, UPerNet)'
             )
         multi_scale_output = HEADS[self.head].multi_scale_output
-        super().__init__(get_spec(width), in_chans, multi_scale_output, upsample_mode, align_corners, device, dtype)
+        super().__init__(
+            get_spec(width),
+            in_chans,
+            multi_scale_output,
+            upsample_mode,
+            align_corners,
+            device,
+            dtype,
+            norm_layer,
+            frozen_stages,
+            norm_eval,
+        )
         self.width = width
         self.arch = arch_name(self.head, width)
         # every bilinear resize in the heads follows the checkpoint's align_corners, as the official heads do
@@ -137,7 +155,7 @@ class _HRNet(HRNetBackbone):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, nn.BatchNorm2d) and m.affine:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
@@ -198,6 +216,11 @@ class HRNetV2(_HRNet):
         align_corners: for ``'bilinear'`` (None means False); also used by every bilinear resize in the head.
         output_stride: must be 32: the branches stay at strides 4 to 32 (refused otherwise, with why).
         device, dtype: factory kwargs for the parameters (``'meta'`` works).
+        norm_layer: the class of every norm, backbone and head (``nn.SyncBatchNorm``, torchvision's
+            ``FrozenBatchNorm2d``, timm's); default BatchNorm2d.
+        frozen_stages: -1 (default) trains everything; 0 freezes the stem; i >= 1 also layer1, transition1 and
+            stages 2 ... i with their transitions (mmseg's semantics).
+        norm_eval: keep every BatchNorm in eval mode during training.
     """
 
     head = 'v2'
@@ -207,7 +230,7 @@ class HRNetV2(_HRNet):
         dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
         self.num_classes = num_classes
         self.num_features = self.head_hidden_size = sum(self.branch_channels)
-        self.last_layer = SegmentationHead(self.num_features, num_classes, **dd)
+        self.last_layer = SegmentationHead(self.num_features, num_classes, self.norm_layer, **dd)
         self._init_weights()
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -274,7 +297,99 @@ class HRNetV2p(_HRNet):
         self.neck = nn.Identity()
 
 
-MODEL_CLASSES: dict[str, type[_HRNet]] = {cls.head: cls for cls in (HRNetV1, HRNetV2, HRNetV2p)}
+class HRNetV2OCR(_HRNet):
+    """HRNetV2-OCR (segmentation): the 15C concatenation gives soft object regions (``aux_head``, the HRNetV2
+    head) and, through ``conv3x3_ocr``, pixel features; each pixel is enriched with the object-region features
+    it attends to (``ocr_gather_head``, ``ocr_distri_head``), then ``cls_head`` gives the logits at 1/4 resolution.
+
+    ``forward`` returns the main logits. For the official training loss (0.4 x aux + 1.0 x main), set
+    ``aux_output=True`` (constructor kwarg or attribute): in training mode ``forward`` then returns
+    ``(logits, aux_logits)``; in eval it still returns the logits alone, so evaluation and export are unchanged.
+    :meth:`forward_with_aux` returns both in either mode.
+
+    Args:
+        width: one of :data:`~hrnet_zoo.specs.WIDTHS` (``'w18_small_v1'`` ... ``'w64'``).
+        num_classes: classes (19 for Cityscapes), at least 1: the object regions are the classes.
+        mid_channels: channels of the pixel and region features (official ``MID_CHANNELS``, 512).
+        key_channels: channels of the attention's queries and keys (official ``KEY_CHANNELS``, 256).
+        dropout: of ``ocr_distri_head`` (official 0.05).
+        aux_output: see above.
+        **kwargs: as documented in :class:`HRNetV2`.
+    """
+
+    head = 'v2_ocr'
+
+    def __init__(
+        self,
+        width: str = 'w48',
+        num_classes: int = 19,
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        dropout: float = 0.05,
+        aux_output: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        _check_regions(num_classes)
+        super().__init__(width, **kwargs)
+        dd = dict(device=kwargs.get('device'), dtype=kwargs.get('dtype'))
+        norm = self.norm_layer
+        self.num_classes = num_classes
+        self.num_features = sum(self.branch_channels)
+        self.head_hidden_size = mid_channels
+        self.aux_output = aux_output
+        self.aux_head = SegmentationHead(self.num_features, num_classes, norm, **dd)
+        self.conv3x3_ocr = conv_norm_relu(self.num_features, mid_channels, 3, norm, **dd)
+        self.ocr_gather_head = ObjectRegionGather()
+        self.ocr_distri_head = ObjectContextDistribute(mid_channels, key_channels, mid_channels, dropout, norm, **dd)
+        self.cls_head = classifier(mid_channels, num_classes, **dd)
+        self._init_weights()
+
+    def _head(self, x: Tensor, pre_logits: bool = False) -> tuple[Tensor, Tensor]:
+        aux = self.aux_head(x)
+        feats = self.conv3x3_ocr(x)
+        feats = self.ocr_distri_head(feats, self.ocr_gather_head(feats, aux))
+        return (feats if pre_logits else self.cls_head(feats)), aux
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        return self._head(x, pre_logits)[0]
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(logits, aux_logits)``, both at 1/4 resolution, in train or eval mode."""
+        return self._head(self.forward_features(x))
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        logits, aux = self._head(self.forward_features(x))
+        if self.aux_output and self.training:
+            return logits, aux
+        return logits
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.cls_head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new class count replaces both convs to the classes: ``cls_head`` and the regions' ``aux_head.3``."""
+        _check_regions(num_classes)
+        self.num_classes = num_classes
+        device = self.conv1.weight.device
+        self.cls_head = classifier(self.head_hidden_size, num_classes, device=device)
+        self.aux_head[3] = classifier(self.num_features, num_classes, device=device)
+
+    def remove_head(self) -> None:
+        self.num_classes = 0
+        for name in HEADS[self.head].modules:
+            setattr(self, name, nn.Identity())
+
+
+def _check_regions(num_classes: int) -> None:
+    if num_classes < 1:
+        raise ValueError(
+            f'HRNetV2-OCR needs num_classes >= 1 (its object regions are the classes), got {num_classes}; for '
+            'features use forward_features, features_only=True or hrnetv2_<width>'
+        )
+
+
+MODEL_CLASSES: dict[str, type[_HRNet]] = {cls.head: cls for cls in (HRNetV1, HRNetV2, HRNetV2p, HRNetV2OCR)}
 
 
 def _resolve_tag(arch: str, pretrained_cfg: Any) -> str | None:
@@ -296,8 +411,9 @@ def create_hrnet(arch: str, pretrained: bool = False, **kwargs: Any) -> _HRNet:
         pretrained: load the weights of the tag (``pretrained_cfg``, or the default tag of the manifest), through
             timm's loader, safetensors only, checked against the model.
         **kwargs: the model class's (``num_classes``, ``in_chans``, ``upsample_mode``, ``align_corners``,
-            ``output_stride``, ``device``, ``dtype`` as documented in :class:`HRNetV2`; ``out_channels`` for
-            :class:`HRNetV2p`) and timm's (``features_only``,
+            ``output_stride``, ``device``, ``dtype``, ``norm_layer``, ``frozen_stages``, ``norm_eval`` as documented
+            in :class:`HRNetV2`; ``out_channels`` for :class:`HRNetV2p`; ``mid_channels``, ``key_channels``,
+            ``aux_output`` for :class:`HRNetV2OCR`) and timm's (``features_only``,
             ``out_indices``, ``pretrained_cfg``, ``pretrained_cfg_overlay``, ``cache_dir``, ...).
 
     A pretrained tag selects the fuse upsampling its checkpoint was trained with; explicit ``upsample_mode`` /
@@ -320,168 +436,3 @@ def create_hrnet(arch: str, pretrained: bool = False, **kwargs: Any) -> _HRNet:
             pretrained_filter_fn=partial(checked_pretrained_filter, cache_dir=kwargs.get('cache_dir')),
             **kwargs,
         )
-
-
-default_cfgs = generate_default_cfgs({name: record.pretrained_cfg() for name, record in MANIFEST.items()})
-
-
-@register_model
-def hrnetv1_w18_small_v1(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W18-Small-V1: pose heatmaps."""
-    return create_hrnet('hrnetv1_w18_small_v1', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w18_small_v2(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W18-Small-V2: pose heatmaps."""
-    return create_hrnet('hrnetv1_w18_small_v2', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w18(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W18: pose heatmaps."""
-    return create_hrnet('hrnetv1_w18', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w30(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W30: pose heatmaps."""
-    return create_hrnet('hrnetv1_w30', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w32(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W32: pose heatmaps."""
-    return create_hrnet('hrnetv1_w32', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w40(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W40: pose heatmaps."""
-    return create_hrnet('hrnetv1_w40', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w44(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W44: pose heatmaps."""
-    return create_hrnet('hrnetv1_w44', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w48(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W48: pose heatmaps."""
-    return create_hrnet('hrnetv1_w48', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv1_w64(pretrained: bool = False, **kwargs: Any) -> HRNetV1:
-    """HRNetV1-W64: pose heatmaps."""
-    return create_hrnet('hrnetv1_w64', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w18_small_v1(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W18-Small-V1: segmentation logits."""
-    return create_hrnet('hrnetv2_w18_small_v1', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w18_small_v2(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W18-Small-V2: segmentation logits."""
-    return create_hrnet('hrnetv2_w18_small_v2', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w18(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W18: segmentation logits."""
-    return create_hrnet('hrnetv2_w18', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w30(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W30: segmentation logits."""
-    return create_hrnet('hrnetv2_w30', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w32(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W32: segmentation logits."""
-    return create_hrnet('hrnetv2_w32', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w40(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W40: segmentation logits."""
-    return create_hrnet('hrnetv2_w40', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w44(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W44: segmentation logits."""
-    return create_hrnet('hrnetv2_w44', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w48(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W48: segmentation logits."""
-    return create_hrnet('hrnetv2_w48', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2_w64(pretrained: bool = False, **kwargs: Any) -> HRNetV2:
-    """HRNetV2-W64: segmentation logits."""
-    return create_hrnet('hrnetv2_w64', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w18_small_v1(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W18-Small-V1: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w18_small_v1', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w18_small_v2(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W18-Small-V2: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w18_small_v2', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w18(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W18: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w18', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w30(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W30: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w30', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w32(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W32: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w32', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w40(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W40: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w40', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w44(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W44: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w44', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w48(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W48: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w48', pretrained, **kwargs)
-
-
-@register_model
-def hrnetv2p_w64(pretrained: bool = False, **kwargs: Any) -> HRNetV2p:
-    """HRNetV2p-W64: a 5-level feature pyramid for detection."""
-    return create_hrnet('hrnetv2p_w64', pretrained, **kwargs)

@@ -6,7 +6,8 @@ and block counts differ between widths, so every width is a :class:`HRNetSpec` v
 
 What a head is (its state_dict prefix, classifier, default class count, task, display name, card text) is one
 :class:`HeadSpec` in :data:`HEADS`; the models, the weights manifest, the converter, the file checks, the cards
-and the publisher read it from there. An architecture name is ``hrnet<head>_<width>`` (``hrnetv2p_w32``).
+and the publisher read it from there. An architecture name is ``hrnet<head>_<width>`` (``hrnetv2p_w32``,
+``hrnetv2_ocr_w48``).
 """
 
 from __future__ import annotations
@@ -107,11 +108,12 @@ class HeadSpec:
     name: str  # as in the architecture names: 'v1' -> hrnetv1_<width>
     display_name: str  # 'HRNetV1'
     task: str  # the task its released weights solve (Hub task names)
-    module: str  # the head's attribute, hence its state_dict prefix: official key names
+    # the head's attributes, hence its state_dict prefixes: official key names
+    modules: tuple[str, ...]
     part: str  # how errors name it: 'pose head'
     default_num_classes: int  # 0: no classifier
     # timm's pretrained_cfg['classifier']: the module a different num_classes re-initialises (None: no classifier)
-    classifier: str | None
+    classifier: str | tuple[str, ...] | None
     # the weight whose output channels are the class count, for checkpoints of unknown num_classes
     num_classes_key: str | None
     # False: the last exchange unit fuses into branch 0 only (the official pose model), so its other fuse rows
@@ -119,16 +121,18 @@ class HeadSpec:
     multi_scale_output: bool
     summary: str  # one sentence for the model cards
     usage: str  # the usage line the model cards show: what calling the model returns
+    # (old prefix, new prefix) renames the official loader applies to the files this head loads
+    official_renames: tuple[tuple[str, str], ...] = ()
 
     @property
-    def prefix(self) -> str:
-        """The state_dict prefix of the head's tensors."""
-        return f'{self.module}.'
+    def prefixes(self) -> tuple[str, ...]:
+        """The state_dict prefixes of the head's tensors (``str.startswith`` takes the tuple)."""
+        return tuple(f'{module}.' for module in self.modules)
 
     @property
     def described(self) -> str:
         """``'pose head (final_layer)'``, for messages."""
-        return f'{self.part} ({self.module})'
+        return f'{self.part} ({", ".join(self.modules)})'
 
 
 HEADS: dict[str, HeadSpec] = {
@@ -136,7 +140,7 @@ HEADS: dict[str, HeadSpec] = {
         name='v1',
         display_name='HRNetV1',
         task='keypoint-detection',
-        module='final_layer',
+        modules=('final_layer',),
         part='pose head',
         default_num_classes=17,
         classifier='final_layer',
@@ -149,7 +153,7 @@ HEADS: dict[str, HeadSpec] = {
         name='v2',
         display_name='HRNetV2',
         task='image-segmentation',
-        module='last_layer',
+        modules=('last_layer',),
         part='segmentation head',
         default_num_classes=19,
         classifier='last_layer.3',
@@ -163,7 +167,7 @@ HEADS: dict[str, HeadSpec] = {
         name='v2p',
         display_name='HRNetV2p',
         task='object-detection',
-        module='neck',
+        modules=('neck',),
         part='HRFPN neck',
         default_num_classes=0,
         classifier=None,
@@ -173,9 +177,28 @@ HEADS: dict[str, HeadSpec] = {
         '(strides 4 to 64), a 3x3 conv per level, for detectors such as Faster R-CNN',
         usage='levels = model(x)  # 5 maps of 256 channels at strides 4, 8, 16, 32, 64',
     ),
+    'v2_ocr': HeadSpec(
+        name='v2_ocr',
+        display_name='HRNetV2-OCR',
+        task='image-segmentation',
+        modules=('aux_head', 'conv3x3_ocr', 'ocr_distri_head', 'cls_head'),  # ocr_gather_head has no tensors
+        part='OCR head',
+        default_num_classes=19,
+        # both 1x1 convs to the classes: a new num_classes re-initialises the two
+        classifier=('cls_head', 'aux_head.3'),
+        num_classes_key='cls_head.weight',
+        multi_scale_output=True,
+        summary='HRNetV2-OCR: the HRNetV2 concatenation gives soft object regions (aux_head) and, through a 3x3 '
+        'conv to 512 channels, pixel features; object-region representations gathered from them weight each '
+        'pixel (object-contextual representations, Yuan et al., ECCV 2020), then a 1x1 classifier (cls_head) '
+        'gives per-pixel logits at 1/4 resolution',
+        usage='logits = model(x)  # (1, num_classes, H/4, W/4); model.aux_output = True: (logits, aux_logits)',
+        # the official init_weights loads HRNetV2 segmentation files with their head as the auxiliary one
+        official_renames=(('last_layer.', 'aux_head.'),),
+    ),
 }
 
-# Every architecture: hrnetv1_*, then hrnetv2_*, then hrnetv2p_*, each over the nine widths.
+# Every architecture: hrnetv1_*, hrnetv2_*, hrnetv2p_*, then hrnetv2_ocr_*, each over the nine widths.
 ARCHS: tuple[str, ...] = tuple(f'hrnet{head}_{width}' for head in HEADS for width in WIDTHS)
 
 
@@ -198,9 +221,12 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 
 
 def parse_arch(arch: str) -> tuple[str, str]:
-    """``'hrnetv2p_w32'`` -> ``('v2p', 'w32')``; unknown names list the valid ones."""
-    head, _, width = arch.removeprefix('hrnet').partition('_')
-    if head not in HEADS or width not in WIDTHS:
-        hint = did_you_mean(arch, list(ARCHS))
-        raise ValueError(f'Unknown HRNet architecture {arch!r}; {hint}expected one of: {", ".join(ARCHS)}')
-    return head, width
+    """``'hrnetv2p_w32'`` -> ``('v2p', 'w32')``, ``'hrnetv2_ocr_w48'`` -> ``('v2_ocr', 'w48')``; unknown names
+    list the valid ones."""
+    # head names may hold an underscore ('v2_ocr'), so match whole known names rather than split on the first one
+    for head in HEADS:
+        width = arch.removeprefix(f'hrnet{head}_') if arch.startswith(f'hrnet{head}_') else None
+        if width in WIDTHS:
+            return head, width
+    hint = did_you_mean(arch, list(ARCHS))
+    raise ValueError(f'Unknown HRNet architecture {arch!r}; {hint}expected one of: {", ".join(ARCHS)}')

@@ -1,7 +1,8 @@
 """DistributedDataParallel with 2 CPU processes (gloo): replicas stay identical with find_unused_parameters=False.
 
 DDP without ``find_unused_parameters`` raises in the step after one where a parameter got no gradient, so these
-runs also prove every parameter of V1, V2, V2p and features_only models takes part in the loss.
+runs also prove every parameter of V1, V2, V2p, V2-OCR and features_only models takes part in the loss (and that
+frozen stages, which have no gradient by design, need no find_unused_parameters either).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ CASES: dict[str, tuple[str, dict, bool]] = {
     'v2p': ('hrnetv2p_w18_small_v1', {}, True),
     'v2_features': ('hrnetv2_w18_small_v1', dict(features_only=True), True),
     'v1_features_1234': ('hrnetv1_w18_small_v1', dict(features_only=True, out_indices=(1, 2, 3, 4)), True),
+    # the auxiliary logits in the loss, as the official 0.4 x aux + 1.0 x main training does
+    'v2_ocr_aux': ('hrnetv2_ocr_w18_small_v1', dict(num_classes=3, aux_output=True), True),
+    'v2_frozen': ('hrnetv2_w18_small_v1', dict(num_classes=3, frozen_stages=2, norm_eval=True), True),
     'control': ('hrnetv2_w18_small_v1', dict(num_classes=3), False),
 }
 

@@ -308,7 +308,7 @@ def test_backbone_only_weights_keep_the_models_head(folder):
 
 
 def test_a_features_only_wrapper_is_not_an_hrnet(folder):
-    with pytest.raises(TypeError, match='expected an HRNetV1 / HRNetV2 / HRNetV2p model'):
+    with pytest.raises(TypeError, match='expected an HRNetV1 / HRNetV2 / HRNetV2p / HRNetV2-OCR model'):
         check_pretrained_file(timm.create_model(ARCH, features_only=True), folder / 'model.safetensors')
 
 

@@ -1,4 +1,4 @@
-"""The package's shape: imports that only point down, the head table as the one source of head facts, the 27
+"""The package's shape: imports that only point down, the head table as the one source of head facts, the 36
 written-out entrypoints, and the params / GFLOPs table that ``hrnet-zoo list`` and the cards read."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import timm
 
 import hrnet_zoo
-from hrnet_zoo.specs import ARCHS, HEADS, WIDTHS
+from hrnet_zoo.specs import ARCHS, HEADS, WIDTHS, parse_arch
 from hrnet_zoo.stats import arch_stats
 from hrnet_zoo.weights.counts import COUNTS
 from hrnet_zoo.weights.manifest import MANIFEST
@@ -112,7 +112,7 @@ def test_the_walker_sees_the_packages_modules():
     assert {'hrnet_zoo.specs', 'hrnet_zoo.weights.io'} <= graph['hrnet_zoo.weights.checks']
     # from outside a subpackage, its __init__ runs too
     assert {'hrnet_zoo.weights', 'hrnet_zoo.weights.pretrained'} <= graph['hrnet_zoo.models']
-    assert 'hrnet_zoo.models' in graph[PACKAGE]
+    assert {'hrnet_zoo.models', 'hrnet_zoo.registry'} <= graph[PACKAGE]
 
 
 def test_cycle_detection_finds_a_cycle():
@@ -142,8 +142,10 @@ def test_lower_layers_import_nothing_above_them():
         {'hrnet_zoo.weights.io'},
         {'hrnet_zoo.weights.checks'},
         {'hrnet_zoo.weights.pretrained'},
-        {'hrnet_zoo.backbone', 'hrnet_zoo.heads'},
+        {'hrnet_zoo.backbone'},
+        {'hrnet_zoo.heads', 'hrnet_zoo.ocr'},
         {'hrnet_zoo.models'},
+        {'hrnet_zoo.registry'},
         {name for name in MODULES if name.startswith('hrnet_zoo.tasks')},
     ]
     graph = _edges()
@@ -170,8 +172,8 @@ def test_head_record_describes_its_model(head):
     assert (model.arch, model.head, model.width) == (f'hrnet{head}_w18_small_v1', head, 'w18_small_v1')
     assert model.num_classes == spec.default_num_classes
     keys = model.state_dict().keys()
-    assert any(k.startswith(spec.prefix) for k in keys)
-    assert all(not k.startswith(other.prefix) for other in HEADS.values() if other is not spec for k in keys)
+    assert all(any(k.startswith(p) for k in keys) for p in spec.prefixes)
+    assert all(not k.startswith(other.prefixes) for other in HEADS.values() if other is not spec for k in keys)
     assert model.pretrained_cfg['classifier'] == spec.classifier
     if spec.num_classes_key is not None:
         assert model.state_dict()[spec.num_classes_key].shape[0] == spec.default_num_classes
@@ -181,7 +183,7 @@ def test_head_record_describes_its_model(head):
 
 def test_head_facts_are_written_once():
     """No module besides specs.py spells out a head's key prefix, part name or card text."""
-    facts = [f"'{fact}'" for h in HEADS.values() for fact in (h.prefix, h.part, h.described, h.summary, h.usage)]
+    facts = [f"'{fact}'" for h in HEADS.values() for fact in (*h.prefixes, h.part, h.described, h.summary, h.usage)]
     spelled = {
         name: [fact for fact in facts if fact in MODULES[name].read_text(encoding='utf-8')]
         for name in MODULES
@@ -194,7 +196,7 @@ def test_head_facts_are_written_once():
 
 
 def _entrypoints() -> dict[str, ast.FunctionDef]:
-    tree = ast.parse(MODULES['hrnet_zoo.models'].read_text(encoding='utf-8'))
+    tree = ast.parse(MODULES['hrnet_zoo.registry'].read_text(encoding='utf-8'))
     return {
         node.name: node
         for node in tree.body
@@ -211,9 +213,9 @@ def test_entrypoints_are_written_out_for_exactly_the_manifest_architectures():
         (ret,) = [n for n in node.body if isinstance(n, ast.Return)]
         assert isinstance(ret.value, ast.Call) and ret.value.func.id == 'create_hrnet'
         assert ret.value.args[0].value == name, f'{name} builds {ret.value.args[0].value}'  # no copy-paste slips
-        assert node.returns.id == hrnet_zoo.models.MODEL_CLASSES[name.removeprefix('hrnet').split('_')[0]].__name__
-        assert getattr(hrnet_zoo.models, name).__module__ == 'hrnet_zoo.models'
-        assert timm.models.model_entrypoint(name) is getattr(hrnet_zoo.models, name)
+        assert node.returns.id == hrnet_zoo.models.MODEL_CLASSES[parse_arch(name)[0]].__name__
+        assert getattr(hrnet_zoo.registry, name).__module__ == 'hrnet_zoo.registry'
+        assert timm.models.model_entrypoint(name) is getattr(hrnet_zoo.registry, name)
 
 
 # -- params and GFLOPs as data ----------------------------------------------------------------------------------

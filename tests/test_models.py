@@ -1,4 +1,4 @@
-"""The 27 registered models: shapes, counts, features, the timm model API, exports, bad input."""
+"""The 36 registered models: shapes, counts, features, the timm model API, exports, bad input."""
 
 from __future__ import annotations
 
@@ -25,15 +25,15 @@ def _x(h: int, w: int, batch: int = 1, chans: int = 3, seed: int = 0) -> torch.T
     return torch.randn(batch, chans, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-def test_27_names_registered():
+def test_36_names_registered():
     names = timm.list_models('hrnetv*')
-    expected = {f'hrnet{h}_{w}' for h in ('v1', 'v2', 'v2p') for w in WIDTHS}
-    assert set(names) == expected and len(names) == 27
+    expected = {f'hrnet{h}_{w}' for h in ('v1', 'v2', 'v2p', 'v2_ocr') for w in WIDTHS}
+    assert set(names) == expected and len(names) == 36
 
 
 @pytest.mark.parametrize('arch', sorted(hrnet_zoo.ARCHS))
 def test_forward_backward_every_param_gets_grad(arch):
-    head, width = arch.removeprefix('hrnet').split('_', 1)
+    head, width = hrnet_zoo.specs.parse_arch(arch)
     c = BRANCHES[width]
     model = timm.create_model(arch).train()
     x = _x(65, 97, batch=2)
@@ -41,7 +41,7 @@ def test_forward_backward_every_param_gets_grad(arch):
     if head == 'v1':
         assert out.shape == (2, 17, 17, 25)
         loss = out.square().mean()
-    elif head == 'v2':
+    elif head in ('v2', 'v2_ocr'):
         assert out.shape == (2, 19, 17, 25)
         loss = out.square().mean()
     else:
@@ -58,7 +58,7 @@ def test_forward_backward_every_param_gets_grad(arch):
 @pytest.mark.parametrize('width', WIDTHS)
 def test_features_only_channels_and_reductions(width):
     c = BRANCHES[width]
-    for head in ('v1', 'v2', 'v2p'):
+    for head in ('v1', 'v2', 'v2p', 'v2_ocr'):
         model = timm.create_model(f'hrnet{head}_{width}', features_only=True, device='meta')
         assert model.feature_info.channels() == [64, c, 2 * c, 4 * c, 8 * c]
         assert model.feature_info.reduction() == [2, 4, 8, 16, 32]
@@ -66,7 +66,7 @@ def test_features_only_channels_and_reductions(width):
     assert selected.feature_info.channels() == [4 * c, 8 * c]
 
 
-@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p'])
+@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p', 'v2_ocr'])
 def test_features_only_forward_and_ddp_ready(head):
     model = timm.create_model(f'hrnet{head}_{SMALL}', features_only=True).train()
     feats = model(_x(97, 131))
@@ -178,7 +178,7 @@ def test_v2p_pyramid_matches_an_independent_computation():
 
 
 @pytest.mark.parametrize('size', [(473, 473), (520, 520), (33, 47), (7, 5), (1, 1)])
-@pytest.mark.parametrize('head', ['v1', 'v2'])
+@pytest.mark.parametrize('head', ['v1', 'v2', 'v2_ocr'])
 def test_any_input_size(head, size):
     model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
     with torch.no_grad():
@@ -252,10 +252,11 @@ def test_upsample_mode_is_a_setting_and_tags_select_it():
         assert not torch.allclose(a(_x(64, 64)), b(_x(64, 64)), atol=1e-4)
 
 
-@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p'])
+@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p', 'v2_ocr'])
 def test_grad_checkpointing_same_outputs_and_grads(head):
     torch.manual_seed(0)
-    model = timm.create_model(f'hrnet{head}_{SMALL}').train()
+    no_dropout = {'dropout': 0.0} if head == 'v2_ocr' else {}  # OCR's Dropout2d would differ between the runs
+    model = timm.create_model(f'hrnet{head}_{SMALL}', **no_dropout).train()
     x = _x(64, 96, batch=2)
 
     def run():
@@ -369,7 +370,7 @@ def test_torchscript():
 
 
 @pytest.mark.export
-@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p'])
+@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p', 'v2_ocr'])
 def test_compile_fullgraph_no_graph_break(head):
     model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
     x = _x(64, 96)
@@ -383,7 +384,7 @@ def test_compile_fullgraph_no_graph_break(head):
 
 
 @pytest.mark.export
-@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p'])
+@pytest.mark.parametrize('head', ['v1', 'v2', 'v2p', 'v2_ocr'])
 def test_export_dynamic_height_width(head):
     model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
     h, w = torch.export.Dim('h', min=128, max=4096), torch.export.Dim('w', min=128, max=4096)
@@ -397,9 +398,10 @@ def test_export_dynamic_height_width(head):
 
 
 @pytest.mark.export
-def test_onnx_dynamic_height_width_runs_in_onnxruntime(tmp_path):
+@pytest.mark.parametrize('head', ['v2', 'v2_ocr'])
+def test_onnx_dynamic_height_width_runs_in_onnxruntime(tmp_path, head):
     ort = pytest.importorskip('onnxruntime')
-    model = timm.create_model(f'hrnetv2_{SMALL}').eval()
+    model = timm.create_model(f'hrnet{head}_{SMALL}').eval()
     randomize_batchnorm(model)
     path = tmp_path / 'hrnet.onnx'
     torch.onnx.export(
@@ -422,4 +424,5 @@ def test_cli_list(capsys):
     assert main(['list']) == 0
     out = capsys.readouterr().out
     assert 'hrnetv2_w48' in out and '696.18' in out and '65.859' in out
-    assert len([line for line in out.splitlines() if line.startswith('hrnet')]) == 27
+    assert len([line for line in out.splitlines() if line.startswith('hrnet')]) == 36
+    assert 'hrnetv2_ocr_w48' in out and '1206.37' in out and '70.373' in out

@@ -53,7 +53,7 @@ def test_in1k_tags_load_timms_backbone_tensors(hub, hf_home, pushed, name):
     hub.requests.clear()
     model = timm.create_model(name, pretrained=True, cache_dir=hf_home)
     state = model.state_dict()
-    head = record.head_spec.prefix
+    head = record.head_spec.prefixes
     backbone = [k for k in state if not k.startswith(head)]
     assert backbone and set(backbone) <= set(source)  # every backbone key is timm's, one to one
     assert all(torch.equal(state[k], source[k]) for k in backbone)
@@ -100,13 +100,16 @@ def test_every_timm_hosted_tag_fits_timms_architecture_key_for_key():
     """For every record read from a timm repo, timm's own architecture of that repo (ssld: conv bias in its head
     only) holds exactly our backbone keys and shapes once its ImageNet head (and V1's unused fuse rows) is dropped."""
     hosted = {r.name: r for r in hrnet_zoo.MANIFEST.values() if not r.released_here}
-    assert len(hosted) == 42 and all(r.hf_hub_id.startswith('timm/hrnet_') for r in hosted.values())
+    # per head: the nine widths' ms_in1k, plus aug (w18), gluon (both small widths) and ssld (w18, w48)
+    assert len(hosted) == 14 * len(hrnet_zoo.HEADS) and all(
+        r.hf_hub_id.startswith('timm/hrnet_') for r in hosted.values()
+    )
     theirs: dict[str, dict[str, tuple[int, ...]]] = {}
     for record in hosted.values():
         timm_arch = record.hf_hub_id.removeprefix('timm/').partition('.')[0]
         if timm_arch not in theirs:
             theirs[timm_arch] = _shapes(timm.create_model(timm_arch, device='meta'))
         model = timm.create_model(record.arch, device='meta')
-        prefix = record.head_spec.prefix
+        prefix = record.head_spec.prefixes
         ours = {k: s for k, s in _shapes(model).items() if not k.startswith(prefix)}
         assert drop_unused_keys(theirs[timm_arch], model.head, model.width) == ours, record.name

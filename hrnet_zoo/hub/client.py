@@ -23,7 +23,7 @@ from ..weights.io import sha256_file, verify_safetensors
 __all__ = ['PUBLISHED_FILES', 'PublishResult', 'publish', 'verify_published', 'check_folder']
 
 PUBLISHED_FILES = ('model.safetensors', 'config.json', 'README.md')
-_HEAD_PREFIXES = tuple(head.prefix for head in HEADS.values())  # untrained in backbone-only weights
+_HEAD_PREFIXES = tuple(p for head in HEADS.values() for p in head.prefixes)  # untrained in backbone-only weights
 _PICKLE_SUFFIXES = ('.bin', '.pth', '.pt', '.pkl', '.pickle', '.ckpt', '.tar')
 
 

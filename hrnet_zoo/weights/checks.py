@@ -96,18 +96,20 @@ def compare_with_model(
             f'{what} holds {found} weights ({WIDTH_KEY} has {shapes[WIDTH_KEY][0]} output channels), but the model '
             f'{arch} is {width} ({get_spec(width).branch_channels[0]} channels)'
         )
-    others = [h for h in HEADS.values() if h.name != head and any(k.startswith(h.prefix) for k in shapes)]
+    others = [h for h in HEADS.values() if h.name != head and any(k.startswith(h.prefixes) for k in shapes)]
     if others:
         raise IntegrityError(
             f'{what} holds the {others[0].described} of hrnet{others[0].name}, but the model {arch} has the '
             f'{HEADS[head].described}'
         )
-    prefix = HEADS[head].prefix
+    prefix = HEADS[head].prefixes
     backbone_only = not any(k.startswith(prefix) for k in shapes)
     if not full:
         return backbone_only
     own = model.state_dict()
     expected = {k: tuple(v.shape) for k, v in own.items() if not (backbone_only and k.startswith(prefix))}
+    # a FrozenBatchNorm2d has no counter, and drops the file's when loading
+    shapes = {k: s for k, s in shapes.items() if k in expected or not k.endswith('.num_batches_tracked')}
     mismatch = key_mismatch(shapes, expected)
     if mismatch:
         raise IntegrityError(f'{what} does not fit {arch}: {mismatch}')
@@ -173,7 +175,7 @@ def check_pretrained_file(
         raise IntegrityError(f'{path}: {len(kinds)} tensors have a dtype of another kind than the model: {few(kinds)}')
     tensors, _ = verify_safetensors(path, expected_sha256=expected_sha256, require_digest=require_digest)
     if backbone_only:
-        prefix = HEADS[model.head].prefix
+        prefix = HEADS[model.head].prefixes
         tensors.update({k: v for k, v in model.state_dict().items() if k.startswith(prefix)})
     return tensors
 

@@ -5,10 +5,12 @@ The layout is recognised from the keys, never taken from the caller:
 * ``official``: HRNet-Image-Classification, deep-high-resolution-net.pytorch (pose) and timm's ``hrnet_*`` Hub
   files, which keep the official names. The ImageNet classification head is dropped.
 * ``official_seg``: HRNet-Semantic-Segmentation, saved from its ``FullModel`` wrapper (``model.`` prefix, the
-  loss's class-weight buffers under ``loss.``). The InPlaceABN ``master`` branch and torch 0.4 files have no
-  ``num_batches_tracked``; zeros are added, as a fresh BatchNorm has.
-* ``mmlab``: mmsegmentation, mmpose (0.x and 1.x), mmdetection (also the v1 / HRNet-Object-Detection neck names)
-  and mmpretrain: ``backbone.`` prefix and the head renames in :data:`MMLAB_RENAMES`.
+  loss's class-weight buffers under ``loss.``). The InPlaceABN ``master`` branch and torch 0.4 files (the HRNet-OCR
+  ``*_torch04.pth`` ones too) have no ``num_batches_tracked``; zeros are added, as a fresh BatchNorm has. For OCR
+  models a ``last_layer.*`` head is read as ``aux_head.*``, as the official OCR loader does.
+* ``mmlab``: mmsegmentation (FCNHead; OCRNet's FCNHead + OCRHead cascade), mmpose (0.x and 1.x), mmdetection
+  (also the v1 / HRNet-Object-Detection neck names) and mmpretrain: ``backbone.`` prefix and the head renames in
+  :data:`MMLAB_RENAMES`.
 
 Whatever the target model does not use is dropped; the rest must match the target, built on the meta device,
 key for key and shape for shape.
@@ -41,6 +43,27 @@ from .pretrained import fill_untrained_head
 
 __all__ = ['MMLAB_RENAMES', 'convert_checkpoint', 'convert_state_dict', 'detect_layout', 'load_checkpoint']
 
+_OCR_BLOCK = 'ocr_distri_head.object_context_block.'
+
+
+def _mmseg_attention_renames() -> list[tuple[str, str]]:
+    """mmseg's SelfAttentionBlock projections -> the official f_* Sequentials (conv, (norm, ReLU), ...). A
+    two-conv projection is a Sequential of ConvModules (``query_project.1.conv``); a one-conv projection is the
+    ConvModule itself (``value_project.conv``)."""
+    renames = []
+    for mm, ours, convs in (
+        ('query', 'f_pixel', 2),
+        ('key', 'f_object', 2),
+        ('value', 'f_down', 1),
+        ('out', 'f_up', 1),
+    ):
+        for i in range(convs):
+            mm_name = rf'^decode_head\.1\.object_context_block\.{mm}_project\.' + (rf'{i}\.' if convs > 1 else '')
+            renames.append((mm_name + r'conv\.', f'{_OCR_BLOCK}{ours}.{2 * i}.'))
+            renames.append((mm_name + r'bn\.', f'{_OCR_BLOCK}{ours}.{2 * i + 1}.0.'))
+    return renames
+
+
 # OpenMMLab names -> ours, (pattern, replacement) applied in order to every key.
 MMLAB_RENAMES: tuple[tuple[str, str], ...] = (
     (r'^backbone\.', ''),
@@ -48,9 +71,21 @@ MMLAB_RENAMES: tuple[tuple[str, str], ...] = (
     (r'^decode_head\.convs\.0\.conv\.', 'last_layer.0.'),  # mmseg FCNHead: its ConvModule conv has no bias
     (r'^decode_head\.convs\.0\.bn\.', 'last_layer.1.'),
     (r'^decode_head\.conv_seg\.', 'last_layer.3.'),
-    (r'^(keypoint_head|head)\.final_layer\.', HEADS['v1'].prefix),  # mmpose 0.x / 1.x
+    (r'^(keypoint_head|head)\.final_layer\.', HEADS['v1'].prefixes[0]),  # mmpose 0.x / 1.x
     (r'^neck\.reduction_conv\.(conv|0)\.', 'neck.reduction_conv.'),  # mmdet ConvModule / mmdet v1 Sequential
     (r'^neck\.fpn_convs?\.(\d+)\.(conv\.)?', r'neck.fpn_convs.\1.'),  # mmdet `fpn_convs.i.conv` / v1 `fpn_conv.i`
+    # mmseg OCRNet: CascadeEncoderDecoder with decode_head.0 an FCNHead (the soft object regions) and
+    # decode_head.1 an OCRHead; mmseg's SelfAttentionBlock names the official f_pixel / f_object / f_down / f_up
+    # query_project / key_project / value_project / out_project, and its ConvModules hold `.conv` and `.bn`
+    (r'^decode_head\.0\.convs\.0\.conv\.', 'aux_head.0.'),
+    (r'^decode_head\.0\.convs\.0\.bn\.', 'aux_head.1.'),
+    (r'^decode_head\.0\.conv_seg\.', 'aux_head.3.'),
+    (r'^decode_head\.1\.bottleneck\.conv\.', 'conv3x3_ocr.0.'),
+    (r'^decode_head\.1\.bottleneck\.bn\.', 'conv3x3_ocr.1.'),
+    (r'^decode_head\.1\.conv_seg\.', HEADS['v2_ocr'].prefixes[-1]),  # the classifier, cls_head
+    (r'^decode_head\.1\.object_context_block\.bottleneck\.conv\.', 'ocr_distri_head.conv_bn_dropout.0.'),
+    (r'^decode_head\.1\.object_context_block\.bottleneck\.bn\.', 'ocr_distri_head.conv_bn_dropout.1.0.'),
+    *(_mmseg_attention_renames()),
 )
 
 # Parts of the released files that no model here has: training losses, detector heads, classification heads.
@@ -81,11 +116,16 @@ def _read_mmlab(sd: dict[str, Tensor]) -> dict[str, Tensor]:
         for pattern, repl in MMLAB_RENAMES:
             key = re.sub(pattern, repl, key)
         out[key] = value
-    weight = out.get('last_layer.0.weight')
-    if weight is not None and 'last_layer.0.bias' not in out:
-        # mmseg's conv has no bias because BN follows; a zero bias computes the same
-        out['last_layer.0.bias'] = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    for conv in _BIASED_CONVS:
+        weight = out.get(f'{conv}.weight')
+        if weight is not None and f'{conv}.bias' not in out:
+            # mmseg's ConvModule has no bias because a BN follows; a zero bias computes the same
+            out[f'{conv}.bias'] = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
     return out
+
+
+# convs with a bias in the official heads (HRNetV2's last_layer.0, OCR's aux_head.0 and conv3x3_ocr.0)
+_BIASED_CONVS = ('last_layer.0', 'aux_head.0', 'conv3x3_ocr.0')
 
 
 _READERS: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = {
@@ -173,16 +213,18 @@ def convert_state_dict(state_dict: Mapping[str, Tensor], model_name: str) -> dic
     layout = detect_layout(sd)
     sd = {k: v for k, v in _READERS[layout](sd).items() if not _NOT_MODEL.match(k)}
     sd = drop_unused_keys(sd, head, width)
+    for old, new in HEADS[head].official_renames:  # as the official loader does (HRNetV2's head -> OCR's aux_head)
+        sd = {new + k.removeprefix(old) if k.startswith(old) else k: v for k, v in sd.items()}
     _check_width(sd, arch, width)
     sd = _add_num_batches_tracked(sd)
 
     # ImageNet tags ship the backbone only; other kinds' heads are never used
     keep_head = record is None or not record.backbone_only
     own_head = HEADS[head]
-    unused = tuple(h.prefix for h in HEADS.values() if h is not own_head or not keep_head)
+    unused = tuple(p for h in HEADS.values() if h is not own_head or not keep_head for p in h.prefixes)
     sd = {k: v for k, v in sd.items() if not k.startswith(unused)}
 
-    has_head = any(k.startswith(own_head.prefix) for k in sd)
+    has_head = any(k.startswith(own_head.prefixes) for k in sd)
     if keep_head and record is not None and not has_head:
         raise ValueError(
             f'{model_name} needs a trained {own_head.described} ({record.task}), but the checkpoint ({layout} '
@@ -194,7 +236,7 @@ def convert_state_dict(state_dict: Mapping[str, Tensor], model_name: str) -> dic
     kwargs = {} if num_classes is None else {'num_classes': num_classes}
     expected = {k: v.shape for k, v in create_hrnet(arch, device='meta', **kwargs).state_dict().items()}
     if not has_head:  # backbone-only: the head is missing by design, the model keeps its initialised one
-        expected = {k: s for k, s in expected.items() if not k.startswith(own_head.prefix)}
+        expected = {k: s for k, s in expected.items() if not k.startswith(own_head.prefixes)}
     _check_keys(sd, expected, model_name, layout)
     return sd
 

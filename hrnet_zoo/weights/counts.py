@@ -1,5 +1,5 @@
 """Parameters and GFLOPs of every manifest record, as data: ``hrnet-zoo list`` and the model cards read them
-instead of counting 43 models at run time.
+instead of counting 58 models at run time.
 
 Written by ``python -m hrnet_zoo.stats --write`` (which counts on the meta device, see :mod:`hrnet_zoo.stats`);
 ``tests/test_models.py`` recounts some of them, and checks that every record has its row, so the table cannot drift.
@@ -24,6 +24,12 @@ COUNTS: dict[str, tuple[int, float]] = {
     'hrnetv2p_w32.coco': (32379072, 213.34997653961182),
     'hrnetv2p_w40.coco': (48625472, 289.9246120452881),
     'hrnetv2p_w48.coco': (68460096, 382.7088975906372),
+    'hrnetv2_ocr_w48.cityscapes': (70372678, 1206.3690795898438),
+    'hrnetv2_ocr_w48.cityscapes_trainval': (70372678, 1206.3690795898438),
+    'hrnetv2_ocr_w48.lip': (70373912, 131.11523008346558),
+    'hrnetv2_ocr_w48.pascal_context': (70422038, 157.8235189318657),
+    'hrnetv2_ocr_w48.cocostuff': (70560246, 160.02947729825974),
+    'hrnetv2_ocr_w48.ade20k': (70534332, 159.61586010456085),
     'hrnetv1_w18_small_v1.in1k': (1284961, 0.5425825119018555),
     'hrnetv1_w18_small_v2.in1k': (3616675, 1.4593697041273117),
     'hrnetv1_w18.in1k': (9318215, 3.0312784910202026),
@@ -51,19 +57,33 @@ COUNTS: dict[str, tuple[int, float]] = {
     'hrnetv2p_w44.in1k': (58094256, 15.665918529033661),
     'hrnetv2p_w48.in1k': (68460096, 17.93371868133545),
     'hrnetv2p_w64.in1k': (118894016, 28.902801513671875),
+    'hrnetv2_ocr_w18_small_v1.in1k': (3842278, 6.49650764465332),
+    'hrnetv2_ocr_w18_small_v2.in1k': (6379278, 7.86879226565361),
+    'hrnetv2_ocr_w18.in1k': (12080818, 9.440701052546501),
+    'hrnetv2_ocr_w30.in1k': (29293834, 15.789000555872917),
+    'hrnetv2_ocr_w32.in1k': (32953894, 17.03151512145996),
+    'hrnetv2_ocr_w40.in1k': (49854774, 22.52861523628235),
+    'hrnetv2_ocr_w44.in1k': (59661598, 25.59339040517807),
+    'hrnetv2_ocr_w48.in1k': (70372678, 28.868982315063477),
+    'hrnetv2_ocr_w64.in1k': (122259558, 44.07951736450195),
     'hrnetv1_w18.in1k_aug': (9318215, 3.0312784910202026),
     'hrnetv2_w18.in1k_aug': (9641119, 3.284481570124626),
     'hrnetv2p_w18.in1k_aug': (12582036, 5.551305457949638),
+    'hrnetv2_ocr_w18.in1k_aug': (12080818, 9.440701052546501),
     'hrnetv1_w18_small_v1.in1k_gluon': (1284961, 0.5425825119018555),
     'hrnetv1_w18_small_v2.in1k_gluon': (3616675, 1.4593697041273117),
     'hrnetv2_w18_small_v1.in1k_gluon': (1540819, 0.7440357208251953),
     'hrnetv2_w18_small_v2.in1k_gluon': (3939579, 1.7125727832317352),
     'hrnetv2p_w18_small_v1.in1k_gluon': (4490016, 3.0347795486450195),
     'hrnetv2p_w18_small_v2.in1k_gluon': (6880496, 3.9793966710567474),
+    'hrnetv2_ocr_w18_small_v1.in1k_gluon': (3842278, 6.49650764465332),
+    'hrnetv2_ocr_w18_small_v2.in1k_gluon': (6379278, 7.86879226565361),
     'hrnetv1_w18.in1k_ssld': (9318215, 3.0312784910202026),
     'hrnetv1_w48.in1k_ssld': (63595745, 14.918612480163574),
     'hrnetv2_w18.in1k_ssld': (9641119, 3.284481570124626),
     'hrnetv2_w48.in1k_ssld': (65859379, 16.65654945373535),
     'hrnetv2p_w18.in1k_ssld': (12582036, 5.551305457949638),
     'hrnetv2p_w48.in1k_ssld': (68460096, 17.93371868133545),
+    'hrnetv2_ocr_w18.in1k_ssld': (12080818, 9.440701052546501),
+    'hrnetv2_ocr_w48.in1k_ssld': (70372678, 28.868982315063477),
 }

@@ -315,6 +315,33 @@ def _det(width, ap) -> WeightsRecord:
     )
 
 
+_OCR_PAPER = (
+    'The OCR head: Object-Contextual Representations for Semantic Segmentation (Yuan, Chen and Wang, ECCV 2020), '
+    'arXiv:1909.11065.'
+)
+
+
+def _ocr(tag, dataset, dataset_name, num_classes, size, file_name, metrics, **kw) -> WeightsRecord:
+    """An official HRNetV2-W48 + OCR release (HRNet-Semantic-Segmentation, branch HRNet-OCR): every OCR config
+    leaves ALIGN_CORNERS at its default, True."""
+    return WeightsRecord(
+        arch=arch_name('v2_ocr', 'w48'),
+        tag=tag,
+        task=HEADS['v2_ocr'].task,
+        dataset=dataset,
+        dataset_name=dataset_name,
+        num_classes=num_classes,
+        input_size=(3, *size),
+        # torch 0.4 files come from the InPlaceABN code: no num_batches_tracked
+        source=Source(file_name, _OCR_RELEASE + file_name, _SEG_REPO, kw.pop('layout', 'official_seg')),
+        metrics=tuple(Metric('mIoU', name, value, split) for name, value, split in metrics),
+        upsample_mode='bilinear',
+        align_corners=True,
+        notes=(_OCR_PAPER,),
+        **kw,
+    )
+
+
 # timm's better ImageNet weights of some widths: our tag -> (timm's tag, who trained them, their codebase, eval crop,
 # interpolation, license, what differs, {width: (timm's architecture, top-1, top-5)}). Licenses, crops and
 # interpolations are timm's `default_cfgs` (timm/models/hrnet.py); accuracies are timm's results-imagenet.csv at
@@ -397,6 +424,19 @@ _TASK_RECORDS = (
     _det('w32', 39.5),
     _det('w40', 40.4),
     _det('w48', 40.9),
+    _ocr('cityscapes', 'cityscapes', 'Cityscapes', 19, (1024, 2048), 'hrnet_ocr_cs_8162_torch11.pth',
+         (('mIoU', 81.6, 'validation'),), label_names=CITYSCAPES_LABELS),
+    _ocr('cityscapes_trainval', 'cityscapes', 'Cityscapes (train + val)', 19, (1024, 2048),
+         'hrnet_ocr_cs_trainval_8227_torch11.pth', (('mIoU (multi-scale + flip)', 82.3, 'test'),),
+         label_names=CITYSCAPES_LABELS),
+    _ocr('lip', 'lip', 'LIP', 20, (473, 473), 'hrnet_ocr_lip_5648_torch04.pth', (('mIoU (flip)', 56.48, 'validation'),),
+         label_names=LIP_LABELS, layout='inplace_abn'),
+    _ocr('pascal_context', 'pascal_context', 'PASCAL-Context (59 classes)', 59, (520, 520),
+         'hrnet_ocr_pascal_ctx_5618_torch11.pth', (('mIoU (multi-scale + flip)', 56.2, 'validation'),)),
+    _ocr('cocostuff', 'coco_stuff', 'COCO-Stuff', 171, (520, 520), 'hrnet_ocr_cocostuff_3965_torch04.pth',
+         (('mIoU', 39.7, 'validation'), ('mIoU (multi-scale + flip)', 40.6, 'validation')), layout='inplace_abn'),
+    _ocr('ade20k', 'ade20k', 'ADE20K', 150, (520, 520), 'hrnet_ocr_ade20k_4451_torch04.pth',
+         (('mIoU', 44.5, 'validation'), ('mIoU (multi-scale + flip)', 45.5, 'validation')), layout='inplace_abn'),
 )  # fmt: skip
 
 _IN1K_RECORDS = (

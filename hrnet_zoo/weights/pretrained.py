@@ -51,7 +51,7 @@ class WeightsFetchError(OSError):
 def fill_untrained_head(state_dict: dict[str, Tensor], model: torch.nn.Module) -> dict[str, Tensor]:
     """Backbone-only weights (ImageNet tags) keep the model's freshly initialised head, so loading stays strict
     for every backbone key."""
-    prefix = HEADS[model.head].prefix
+    prefix = HEADS[model.head].prefixes
     if any(k.startswith(prefix) for k in state_dict):
         return state_dict
     return {**state_dict, **{k: v for k, v in model.state_dict().items() if k.startswith(prefix)}}

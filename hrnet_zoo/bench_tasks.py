@@ -1,9 +1,10 @@
 """``hrnet-zoo bench --suite tasks``: what :mod:`hrnet_zoo.tasks` costs around the forward pass.
 
-Two rows: ``segment`` of a 1024x2048 image at one scale (HRNetV2), and ``estimate_pose`` of 10 boxes with the flip
-test (HRNetV1 at its tag's crop size). Each call runs with the model wrapped so its forward is timed apart; the
-time outside it (decoding the image, normalising, resizing, cropping, upsampling, decoding heatmaps) is reported
-as a ratio to the forward, medians over the repeats.
+Three rows: ``segment`` of a 1024x2048 image at one scale (HRNetV2), returning the class ids; the same call with
+its full-size probabilities read (computed on first access: 19 floats a pixel); and ``estimate_pose`` of 10 boxes
+with the flip test (HRNetV1 at its tag's crop size). Each call runs with the model wrapped so its forward is timed
+apart; the time outside it (decoding the image, normalising, resizing, cropping, upsampling, decoding heatmaps) is
+reported as a ratio to the forward, medians over the repeats.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [
         dict(row=f'segment {seg_size[0]}x{seg_size[1]}, 1 scale, hrnetv2_{args.width}',
              **_measure(lambda: segment(seg, seg_image), seg, repeats, warmup)),
+        dict(row='  the same, reading .probabilities (full size)',
+             **_measure(lambda: segment(seg, seg_image).probabilities, seg, repeats, warmup)),
         dict(row=f'estimate_pose 10 boxes + flip, hrnetv1_{args.width} {pose.pretrained_cfg["input_size"][1:]}',
              **_measure(lambda: estimate_pose(pose, pose_image, boxes, joints=joints), pose, repeats, warmup)),
     ]  # fmt: skip

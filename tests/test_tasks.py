@@ -16,7 +16,7 @@ from torch import nn
 from hrnet_zoo import tasks
 from hrnet_zoo.cli import main as cli
 from hrnet_zoo.demo import _official_checkpoint
-from hrnet_zoo.tasks import inputs, segmentation
+from hrnet_zoo.tasks import inputs
 from hrnet_zoo.weights.convert import convert_checkpoint
 from hrnet_zoo.weights.manifest import COCO_KEYPOINTS, KEYPOINT_SETS, MANIFEST, KeypointSet
 
@@ -340,6 +340,46 @@ def test_segment_is_the_official_multi_scale_inference(scales, flip, crop_size, 
     assert agree > 0.999  # ties aside, the same classes
 
 
+@pytest.mark.parametrize('flip', [False, True])
+@pytest.mark.parametrize('align_corners', [False, True])
+def test_segment_of_the_whole_image_is_the_official_inference(flip, align_corners):
+    # one scale, no window: the ids come from the low-resolution logits and the flip is averaged before the
+    # upsampling; the official code upsamples both passes, averages, then takes exp (one window = the image)
+    image = np.random.default_rng(6).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    model = RandomSeg(align_corners).eval()
+    result = tasks.segment(model, image, flip=flip)
+    x = (torch.tensor(image).permute(2, 0, 1).float() / 255 - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(
+        STD
+    ).view(3, 1, 1)
+    with torch.no_grad():
+        want = official.seg_multi_scale_inference(model, x[None], (1.0,), flip, (60, 90), MEAN, STD, align_corners, 90)
+    assert torch.equal(result.class_ids, want.argmax(1))
+    assert torch.allclose(result.probabilities, want / want.sum(1, keepdim=True), atol=1e-6)
+
+
+def test_segment_probabilities_stay_finite_where_exp_overflows():
+    # an untrained model's logits reach the hundreds: exp overflows to inf (and inf / inf is nan); the softmax
+    # of the single-scale path does not, and its classes are the argmax of the logits
+    image = np.random.default_rng(8).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    model = RandomSeg(False).eval()
+    with torch.no_grad():
+        model.conv.weight.mul_(100.0)
+    result = tasks.segment(model, image)
+    x = normalize_like_the_model(image)
+    with torch.no_grad():
+        logits = F.interpolate(model(x[None]), size=(32, 48), mode='bilinear', align_corners=False)
+    assert logits.abs().max() > 100  # exp of this overflows float32
+    assert torch.isfinite(result.probabilities).all()
+    assert torch.equal(result.class_ids, logits.argmax(1))
+    assert torch.allclose(result.probabilities, logits.softmax(1), atol=1e-6)
+
+
+def normalize_like_the_model(image: np.ndarray) -> torch.Tensor:
+    return (torch.tensor(image).permute(2, 0, 1).float() / 255 - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(
+        STD
+    ).view(3, 1, 1)
+
+
 def test_segment_batches_and_refuses_mixed_sizes():
     image, labels = _regions()
     model = ColourSeg()
@@ -470,13 +510,6 @@ def test_predict_refuses_an_unreadable_image(photo, tmp_path, capsys, monkeypatc
     out = ['--out', str(tmp_path / 'o.png')]
     _refused(['predict', str(photo), '--model', 'hrnetv2_w18_small_v1.cityscapes', *out], tmp_path, capsys,
              'Permission denied')  # fmt: skip
-
-
-def test_the_fast_argmax_is_torch_argmax_ties_included():
-    scores = torch.randint(0, 4, (2, 19, 33, 47)).float()  # many ties: the first maximum must win
-    assert torch.equal(segmentation._first_argmax(scores), scores.argmax(1))
-    wide = torch.randn(1, 300, 5, 7)
-    assert torch.equal(segmentation._first_argmax(wide), wide.argmax(1))
 
 
 def test_predict_pose_writes_keypoints_by_name(tmp_path, capsys):

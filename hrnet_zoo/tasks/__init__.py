@@ -3,7 +3,8 @@
 :func:`segment` returns class ids and probabilities at the image's size (scales, flip, sliding window);
 :func:`estimate_pose` returns keypoints in image pixels for person boxes. The official building blocks are public
 (:func:`box_to_center_scale`, :func:`affine_matrix`, :func:`crop_boxes`, :func:`decode_heatmaps`,
-:func:`flip_back`), with DARK decoding (:func:`decode_dark`) beside them, and Pillow pictures of both.
+:func:`flip_back`), with DARK decoding (:func:`decode_dark`) beside them, Pillow pictures of both, and
+:func:`upsampled_argmax`: the class ids of upsampled logits without upsampling them.
 Which task a model does is its head's, in :data:`~hrnet_zoo.specs.HEADS`; models are duck-typed (see
 :mod:`.inputs`).
 """
@@ -22,6 +23,7 @@ from .pose import (
     joints_of,
 )
 from .segmentation import SegmentationResult, segment, sliding_windows
+from .upsampled_argmax import upsampled_argmax
 
 __all__ = [
     'Poses',
@@ -45,4 +47,5 @@ __all__ = [
     'sliding_windows',
     'to_batch',
     'to_pil',
+    'upsampled_argmax',
 ]

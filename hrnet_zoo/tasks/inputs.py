@@ -78,7 +78,7 @@ def normalize(x: Tensor, model: Any) -> Tensor:
     device, dtype = (ref.device, ref.dtype) if ref is not None else (x.device, x.dtype)
     mean = torch.tensor(cfg['mean'], device=device, dtype=dtype).view(-1, 1, 1)
     std = torch.tensor(cfg['std'], device=device, dtype=dtype).view(-1, 1, 1)
-    return (x.to(device=device, dtype=dtype) - mean) / std
+    return x.to(device=device, dtype=dtype).sub(mean).div_(std)  # one full-size tensor, not two
 
 
 def head_task(model: Any) -> str:

@@ -7,13 +7,19 @@ averaged with the flipped pass's logits flipped back (left and right classes swa
 as LIP's test does), then ``exp``; overlapping windows are averaged; each scale's
 map is upsampled to the image and the scales are summed. Class ids are the argmax of that sum; the probabilities are
 the sum normalised per pixel (the softmax, at one scale).
+
+At one scale on the whole image (the default) the same answer costs far less: the ids come from the low-resolution
+logits (:func:`~hrnet_zoo.tasks.upsampled_argmax.upsampled_argmax`, exact), the flip is averaged before the
+upsampling (bilinear resizing commutes with mirroring), and the 4-byte-per-class full-size probabilities are
+computed when first read, as a softmax (``exp`` divided by its sum, without the overflow of a bare ``exp``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -21,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .inputs import ImageInput, model_record, normalize, require_task, to_batch
+from .upsampled_argmax import first_argmax, upsampled_argmax
 
 __all__ = ['SegmentationResult', 'segment', 'sliding_windows']
 
@@ -29,11 +36,18 @@ TASK = 'image-segmentation'
 
 @dataclass
 class SegmentationResult:
-    """``class_ids [N, H, W]`` (int64) and ``probabilities [N, C, H, W]`` at the image's size, and class names."""
+    """``class_ids [N, H, W]`` (int64) and ``probabilities [N, C, H, W]`` at the image's size, and class names.
+
+    ``probabilities`` is computed on first access (a float per class and pixel: 160 MB for a Cityscapes image).
+    """
 
     class_ids: Tensor
-    probabilities: Tensor
     label_names: tuple[str, ...]
+    compute_probabilities: Callable[[], Tensor] = field(repr=False)
+
+    @cached_property
+    def probabilities(self) -> Tensor:
+        return self.compute_probabilities()
 
     def class_areas(self, index: int = 0) -> list[dict[str, Any]]:
         """The classes present in image ``index``: id, name, pixel count and fraction, largest first."""
@@ -65,16 +79,23 @@ def _pad_to(x: Tensor, size: tuple[int, int], value: Tensor) -> Tensor:
     return out
 
 
-def _scores(model: Any, x: Tensor, flip: bool, align_corners: bool, swaps: list[int]) -> Tensor:
-    """``exp`` of the logits upsampled to ``x``'s size, averaged with the flipped pass (official ``inference``);
-    ``swaps``: the class order of the flipped pass (left and right classes exchanged, as LIP's test does)."""
+def _logits(model: Any, x: Tensor, flip: bool, align_corners: bool, swaps: list[int], upsample: bool) -> Tensor:
+    """The logits of ``x`` (upsampled to its size if ``upsample``), averaged with the flipped pass flipped back
+    (official ``inference``); ``swaps``: the class order of the flipped pass (left and right classes exchanged, as
+    LIP's test does)."""
     batch = torch.cat([x, x.flip(-1)]) if flip else x  # one forward for both passes
-    logits = model(batch)
-    logits = F.interpolate(logits.float(), size=x.shape[-2:], mode='bilinear', align_corners=align_corners)
+    logits = model(batch).float()
+    if upsample:
+        logits = F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=align_corners)
     if flip:
         flipped = logits[len(x) :].flip(-1)
         logits = (logits[: len(x)] + (flipped[:, swaps] if swaps else flipped)) * 0.5
-    return logits.exp_()
+    return logits
+
+
+def _scores(model: Any, x: Tensor, flip: bool, align_corners: bool, swaps: list[int]) -> Tensor:
+    """``exp`` of the logits upsampled to ``x``'s size, averaged with the flipped pass (official ``inference``)."""
+    return _logits(model, x, flip, align_corners, swaps, upsample=True).exp_()
 
 
 def segment(
@@ -110,12 +131,12 @@ def segment(
         swaps = list(range(record.num_classes))
         for left, right in record.class_flip_pairs:
             swaps[left], swaps[right] = right, left
+    if crop_size is None and len(scales) == 1 and _scaled_size(height, width, scales[0]) == (height, width):
+        return _segment_whole(model, x, flip, align_corners, swaps)
     total: Tensor | None = None
     with torch.no_grad():
         for scale in scales:
-            long_side = int(max(height, width) * scale + 0.5)
-            size = ((long_side, int(width * long_side / height + 0.5)) if height > width
-                    else (int(height * long_side / width + 0.5), long_side))  # fmt: skip
+            size = _scaled_size(height, width, scale)
             scaled = x if size == (height, width) else F.interpolate(x, size=size, mode='bilinear', align_corners=False)
             if crop_size is None:
                 scores = _scores(model, scaled, flip, align_corners, swaps)
@@ -131,9 +152,36 @@ def segment(
                 scores = F.interpolate(scores, size=(height, width), mode='bilinear', align_corners=align_corners)
             total = scores if total is None else total.add_(scores)
     assert total is not None and total.shape[0] == batch
-    class_ids = _first_argmax(total)
+    class_ids = first_argmax(total)
     probabilities = total.div_(total.sum(1, keepdim=True))
-    return SegmentationResult(class_ids, probabilities, _label_names(model, total.shape[1]))
+    return SegmentationResult(class_ids, _label_names(model, total.shape[1]), lambda: probabilities)
+
+
+def _scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The official resize of one scale: the long side ``round(long * scale)``, the aspect ratio kept."""
+    long_side = int(max(height, width) * scale + 0.5)
+    if height > width:
+        return long_side, int(width * long_side / height + 0.5)
+    return int(height * long_side / width + 0.5), long_side
+
+
+def _segment_whole(model: Any, x: Tensor, flip: bool, align_corners: bool, swaps: list[int]) -> SegmentationResult:
+    """One scale, the whole image: the ids from the low-resolution logits (exact), the probabilities when read."""
+    height, width = x.shape[-2:]
+    with torch.no_grad():
+        logits = _logits(model, x, flip, align_corners, swaps, upsample=False)
+        class_ids = upsampled_argmax(logits, (height, width), align_corners)
+
+    def probabilities() -> Tensor:
+        # the softmax in place (torch.softmax would allocate a second full-size map); shifted values below
+        # -87 are clamped there: their exp (under 2e-38, next to the top class's 1) turns subnormal and slow
+        with torch.no_grad():
+            full = F.interpolate(logits, size=(height, width), mode='bilinear', align_corners=align_corners)
+            full -= full.amax(1, keepdim=True)
+            full.clamp_min_(-87.0).exp_()
+            return full.div_(full.sum(1, keepdim=True))
+
+    return SegmentationResult(class_ids, _label_names(model, logits.shape[1]), probabilities)
 
 
 def _windowed(
@@ -151,17 +199,6 @@ def _windowed(
         count[..., h0:h1, w0:w1] += 1
     assert scores is not None
     return scores.div_(count)
-
-
-def _first_argmax(scores: Tensor) -> Tensor:
-    """``scores.argmax(1)`` (the first maximum), in a third of its time on CPU: torch's argmax over the channel
-    dimension of a full-resolution map is several times slower than the max with a comparison."""
-    classes = scores.shape[1]
-    if classes > 255:
-        return scores.argmax(1)
-    peak = scores.amax(1, keepdim=True)
-    rank = torch.arange(classes - 1, -1, -1, dtype=torch.uint8, device=scores.device).view(1, -1, 1, 1)
-    return (classes - 1 - (scores == peak).to(torch.uint8).mul_(rank).amax(1)).long()
 
 
 def _label_names(model: Any, num_classes: int) -> tuple[str, ...]:

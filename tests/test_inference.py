@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 import hrnet_zoo  # noqa: F401  (registers the models)
 from hrnet_zoo.cli import main
-from hrnet_zoo.fast import _onednn
+from hrnet_zoo.fast import _onednn, optimize
 from hrnet_zoo.fast.optimize import FusedConv, _chains_exactly, optimize_for_inference
 from hrnet_zoo.fast.winograd import Winograd3x3, suits
 
@@ -55,14 +55,19 @@ def test_fp32_fast_path_matches_eager(name: str, kwargs: dict, size: tuple[int, 
 
 
 @pytest.mark.parametrize('name,kwargs', CASES[1:4:2], ids=['v2', 'features'])
+def test_fp32_fast_path_with_winograd_everywhere_matches_eager(name: str, kwargs: dict) -> None:
+    _check_fp32(name, kwargs, (97, 131), fuse_ops=True, winograd=True)
+
+
+@pytest.mark.parametrize('name,kwargs', CASES[1:4:2], ids=['v2', 'features'])
 def test_fp32_folded_only_matches_eager(name: str, kwargs: dict) -> None:
     _check_fp32(name, kwargs, (97, 131), fuse_ops=False)
 
 
-def _check_fp32(name: str, kwargs: dict, size: tuple[int, int], fuse_ops: bool) -> None:
+def _check_fp32(name: str, kwargs: dict, size: tuple[int, int], fuse_ops: bool, winograd: bool | None = None) -> None:
     model = _model(name, **kwargs)
     x = torch.randn(1, 3, *size)
-    fast = optimize_for_inference(model, fuse_ops=fuse_ops)
+    fast = optimize_for_inference(model, fuse_ops=fuse_ops, winograd=winograd)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules()), 'BatchNorm left unfolded'
     if fuse_ops:
         assert any(isinstance(m, FusedConv) for m in fast.modules())
@@ -223,6 +228,56 @@ def test_winograd_only_where_it_measured_faster() -> None:
     assert count(optimize_for_inference(model, dtype=torch.bfloat16)) == 0
     with pytest.raises(ValueError, match='channels_last'):
         optimize_for_inference(model, channels_last=False, fuse_ops=True, winograd=True)
+
+
+@pytest.mark.parametrize('winograd_wins', [True, False])
+def test_winograd_by_default_where_it_timed_faster_per_shape(monkeypatch, winograd_wins: bool) -> None:
+    """The default times Winograd against the direct convolution once per convolution and input shape and runs
+    the winner from then on; either way the answer is the eager one."""
+    timed: list[int] = []
+    ran: list[int] = []
+
+    def decide(direct, winograd, rounds: int = 3) -> bool:
+        timed.append(1)
+        before = len(ran)
+        assert _rel(winograd(), direct()) < 1e-4  # the two candidates compute the same convolution
+        del ran[before:]  # the trial run is not the forward's
+        return winograd_wins
+
+    monkeypatch.setattr(optimize, 'winograd_is_faster', decide)
+    original = Winograd3x3.__call__
+    monkeypatch.setattr(Winograd3x3, '__call__', lambda self, *a, **k: ran.append(1) or original(self, *a, **k))
+    model = _model('hrnetv2_' + WIDTH, features_only=True)
+    fast = optimize_for_inference(model)
+    candidates = [c for c in fast.modules() if isinstance(c, FusedConv) and c.winograd is not None]
+    assert candidates and not any(c.winograd_always for c in candidates)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        ref = model(x)
+        for _ in range(2):
+            ran.clear()
+            for a, b in zip(fast(x), ref):
+                assert _rel(a, b) < 1e-4
+            assert bool(ran) == winograd_wins  # the winner ran, on the first call and after
+        assert len(timed) == sum(len(c._winograd_by_shape) for c in candidates)  # once per conv and shape
+        fast(torch.randn(1, 3, 128, 160))  # a new shape (at every branch) is timed anew
+    assert all(len(c._winograd_by_shape) == 2 for c in candidates if c._winograd_by_shape)
+    assert all(c._winograd_by_shape for c in candidates)
+
+
+def test_winograd_timing_picks_the_faster_callable() -> None:
+    slow_calls: list[int] = []
+
+    def slow() -> Tensor:
+        slow_calls.append(1)
+        return torch.randn(64, 64) @ torch.randn(64, 64) @ torch.randn(64, 64) + sum(range(20000))
+
+    def fast() -> Tensor:
+        return torch.zeros(1)
+
+    assert optimize.winograd_is_faster(slow, fast) is True
+    assert optimize.winograd_is_faster(fast, slow) is False
+    assert len(slow_calls) == 8  # one untimed and three timed calls, twice
 
 
 @pytest.mark.parametrize('name,kwargs', [CASES[1], CASES[3]], ids=['v2', 'features'])

@@ -21,7 +21,8 @@ convolution the only fp32 gain left is fewer multiplications (5):
 4. optionally bf16 weights (``dtype=torch.bfloat16``; the model then expects bf16 input), which runs on
    AMX tiles where the CPU has them;
 5. in fp32, the 3x3 stride-1 convolutions with at least 96 channels in and out by Winograd F(4x4, 3x3)
-   (:mod:`hrnet_zoo.fast.winograd`): 4x fewer multiplications, measured 1.3x-2.2x faster per convolution.
+   (:mod:`hrnet_zoo.fast.winograd`): 4x fewer multiplications, measured 1.3x-2.2x faster per convolution on the
+   Intel machine, but mostly slower on an AMD EPYC, so each input shape keeps whichever timed faster.
 
 Outputs match the eager fp32 model to ~1e-6 relative in fp32 (the tests require 1e-4) and to ~1e-2
 in bf16 (the tests require 2e-2); relative error means ``||a - b|| / ||b||`` over each output tensor.
@@ -30,8 +31,11 @@ in bf16 (the tests require 2e-2); relative error means ``||a - b|| / ||b||`` ove
 from __future__ import annotations
 
 import copy
+import math
 import threading
+import time
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +107,10 @@ class FusedConv(nn.Module):
         self.weight = conv.weight.detach().contiguous()
         self.bias = conv.bias.detach() if conv.bias is not None else None
         self._packed: dict[tuple[int, ...], Tensor] = {}
-        self.winograd: Winograd3x3 | None = None  # set by optimize_for_inference where it measured faster
+        self.winograd: Winograd3x3 | None = None  # set by optimize_for_inference where it may be faster
+        # True: Winograd for every shape; False: per input shape, whichever of the two ran faster on its first call
+        self.winograd_always = False
+        self._winograd_by_shape: dict[tuple[int, ...], bool] = {}
         # set by optimize_for_inference where the output never leaves the forward: see _reused_output
         self.reuse_output = False
         self._per_thread = threading.local()
@@ -143,9 +150,31 @@ class FusedConv(nn.Module):
             self._per_thread.out = buf
         return buf.zero_()
 
+    def _use_winograd(self, x: Tensor) -> bool:
+        """Whether this shape runs by Winograd. Which algorithm wins depends on the CPU as much as on the shape:
+        F(4x4, 3x3) measured 1.3-2.2x faster than oneDNN's direct convolution at 96-384 channels on an Intel
+        AVX-512/AMX machine, but 0.3-0.9x on an AMD EPYC (Zen 4), except at 384 channels (1.15x). So, like
+        ``cudnn.benchmark``, each new shape times both once and keeps the faster."""
+        if self.winograd is None:
+            return False
+        if self.winograd_always:
+            return True
+        shape = tuple(x.shape)
+        choice = self._winograd_by_shape.get(shape)
+        if choice is None:
+            winograd = self.winograd
+            direct_args = (self.padding, self.stride, self.dilation, self.groups, self.relu)
+            choice = winograd_is_faster(
+                lambda: _onednn.conv(x, self._weight_for(x), self.bias, *direct_args),
+                lambda: winograd(x, relu=self.relu),
+            )
+            self._winograd_by_shape[shape] = choice
+        return choice
+
     def forward(self, x: Tensor) -> Tensor:
         x = self._in(x)
-        if self.winograd is not None:
+        if self._use_winograd(x):
+            assert self.winograd is not None
             return self.winograd(x, relu=self.relu)
         if self.reuse_output and self.channels_last:
             return self.add(x, self._reused_output(x), relu=self.relu, inplace=True)
@@ -156,7 +185,8 @@ class FusedConv(nn.Module):
     def add(self, x: Tensor, other: Tensor, relu: bool, inplace: bool = False) -> Tensor:
         """``conv(x) + other`` (then ReLU), written into ``other`` when ``inplace``."""
         other, x = self._in(other), self._in(x)
-        if self.winograd is not None:
+        if self._use_winograd(x):
+            assert self.winograd is not None
             return self.winograd(x, residual=other, relu=relu, inplace=inplace)
         return _onednn.conv_add(x, other, self._weight_for(x), self.bias, self.padding, self.stride, self.dilation,
                                 self.groups, relu, inplace)  # fmt: skip
@@ -164,6 +194,19 @@ class FusedConv(nn.Module):
     def __repr__(self) -> str:
         wino = ', winograd' if self.winograd is not None else ''
         return f'FusedConv(out={self.out_channels}, stride={self.stride}, relu={self.relu}{wino})'
+
+
+def winograd_is_faster(direct: Callable[[], Tensor], winograd: Callable[[], Tensor], rounds: int = 3) -> bool:
+    """Time two ways to compute one convolution, interleaved, after one untimed call each (packing, caches);
+    True if Winograd's best time is the lower."""
+    direct(), winograd()
+    best = {direct: math.inf, winograd: math.inf}
+    for _ in range(rounds):
+        for run in (direct, winograd):
+            start = time.perf_counter()
+            run()
+            best[run] = min(best[run], time.perf_counter() - start)
+    return best[winograd] < best[direct]
 
 
 class FusedBasicBlock(nn.Module):
@@ -424,9 +467,11 @@ def optimize_for_inference(
             channels_last, in fp32 or bf16). With False, only BatchNorm folding, dtype and layout apply. The
             private ops are probed first (:func:`hrnet_zoo.fast._onednn.probe`); if one is missing or wrong,
             a RuntimeWarning says which and the folded path runs instead.
-        winograd: compute the fp32 3x3 stride-1 convolutions with at least 96 input and output channels by
-            Winograd F(4x4, 3x3) (:mod:`hrnet_zoo.fast.winograd`; default: with ``fuse_ops`` in fp32). Fewer
-            multiplications, different rounding (~3e-6 relative per convolution).
+        winograd: the fp32 3x3 stride-1 convolutions with at least 96 input and output channels by Winograd
+            F(4x4, 3x3) (:mod:`hrnet_zoo.fast.winograd`): True for every input shape; None (the default, with
+            ``fuse_ops`` in fp32) per input shape where it timed faster than the direct convolution on the first
+            call with that shape (which one wins depends on the CPU); False never. Fewer multiplications,
+            different rounding (~3e-6 relative per convolution).
         inplace: optimise ``model`` itself instead of a deep copy.
 
     Returns the optimised module (in eval mode, gradients off). It is not trainable and not meant for
@@ -474,6 +519,7 @@ def optimize_for_inference(
         first = layer1[0] if isinstance(layer1, nn.Sequential) and len(layer1) else None
         if isinstance(first, FusedBottleneck | FusedBasicBlock) and isinstance(first.downsample, FusedConv):
             first.downsample.reuse_output = True
+        always = bool(winograd)
         if winograd is None:
             winograd = param.dtype == torch.float32 and channels_last
         if winograd and not channels_last:
@@ -483,6 +529,7 @@ def optimize_for_inference(
                 if isinstance(conv, FusedConv) and suits(conv.weight, conv.stride, conv.padding, conv.dilation,
                                                          conv.groups):  # fmt: skip
                     conv.winograd = Winograd3x3(conv.weight, conv.bias)
+                    conv.winograd_always = always
     for p in model.parameters():
         p.requires_grad_(False)
     return model

@@ -6,7 +6,8 @@ The package is laid out by layer, and imports only point down (``tests/test_layo
   :mod:`.ocr` (the head modules), :mod:`.models` (classes, builder), :mod:`.registry` (the registered names);
 * :mod:`.weights`: the manifest, safetensors I/O, file checks, timm's pretrained path, convert, cards;
 * :mod:`.hub`: the publish client, and a Hub-protocol server for loopback use;
-* :mod:`.fast`: the CPU inference fast path;
+* :mod:`.export`: ONNX and OpenVINO export, checked against eager PyTorch;
+* :mod:`.fast`: the CPU inference fast path (its OpenVINO backend runs the export);
 * :mod:`.tasks`, above the models: image in, answer out (segmentation, top-down pose, pictures, ``predict``);
 * on top: :mod:`.stats`, :mod:`.detection`, :mod:`.demo`, :mod:`.bench`, :mod:`.bench_tasks` and :mod:`.cli`.
 """

@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 import hrnet_zoo  # noqa: F401  (registers the models)
 from hrnet_zoo.cli import main
-from hrnet_zoo.fast import _onednn, optimize
-from hrnet_zoo.fast.optimize import FusedConv, _chains_exactly, optimize_for_inference
+from hrnet_zoo.fast import _onednn
+from hrnet_zoo.fast import conv as fast_conv
+from hrnet_zoo.fast.conv import FusedConv
+from hrnet_zoo.fast.optimize import _chains_exactly, optimize_for_inference
 from hrnet_zoo.fast.winograd import Winograd3x3, suits
 
 WIDTH = 'w18_small_v1'  # the smallest width: every code path, seconds on 2 busy cores
@@ -244,7 +246,7 @@ def test_winograd_by_default_where_it_timed_faster_per_shape(monkeypatch, winogr
         del ran[before:]  # the trial run is not the forward's
         return winograd_wins
 
-    monkeypatch.setattr(optimize, 'winograd_is_faster', decide)
+    monkeypatch.setattr(fast_conv, 'winograd_is_faster', decide)
     original = Winograd3x3.__call__
     monkeypatch.setattr(Winograd3x3, '__call__', lambda self, *a, **k: ran.append(1) or original(self, *a, **k))
     model = _model('hrnetv2_' + WIDTH, features_only=True)
@@ -275,8 +277,8 @@ def test_winograd_timing_picks_the_faster_callable() -> None:
     def fast() -> Tensor:
         return torch.zeros(1)
 
-    assert optimize.winograd_is_faster(slow, fast) is True
-    assert optimize.winograd_is_faster(fast, slow) is False
+    assert fast_conv.winograd_is_faster(slow, fast) is True
+    assert fast_conv.winograd_is_faster(fast, slow) is False
     assert len(slow_calls) == 8  # one untimed and three timed calls, twice
 
 

@@ -265,6 +265,9 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
                 runs.append(('channels_last', 'timm', _cl(peer).to(dt), xd, {}))
             runs.append(('channels_last', 'ours', _cl(ours).to(dt), xd, {}))
             runs.append(('channels_last', 'ours_fast', optimize_for_inference(ours, dtype=dt), xd, {}))
+            if _openvino_route(peers):
+                # our other route: the same call with backend='openvino', fed the fp32 NCHW image as a user would
+                runs.append(('channels_last', 'ours_openvino', _ours_openvino(ours, dt), x, {}))
             if args.compile:
                 # channels_last both; ours with BatchNorm folded first (optimize_for_inference(fuse_ops=False))
                 compiled = [('ours_fast', optimize_for_inference(ours, dtype=dt, fuse_ops=False))]
@@ -289,12 +292,25 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
         for dname in dtypes:
             dt = DTYPES[dname]
             xc = x.contiguous(memory_format=torch.channels_last).to(dt)
-            for who, model in (('ours', _cl(full).to(dt)), ('ours_fast', optimize_for_inference(full, dtype=dt))):
+            routes = [('ours', _cl(full).to(dt), xc), ('ours_fast', optimize_for_inference(full, dtype=dt), xc)]
+            if _openvino_route(full_peers):
+                routes.append(('ours_openvino', _ours_openvino(full, dt), x))
+            for who, model, inp in routes:
                 meta = dict(case=case, batch=1, size=list(size), dtype=dname, format='channels_last', who=who)
-                out.append(Contender(f'{case}/{dname}/channels_last', who, _caller(model, xc), flops, meta))
+                out.append(Contender(f'{case}/{dname}/channels_last', who, _caller(model, inp), flops, meta))
             out += _peer_contenders(full_peers, f'{case}/{dname}/channels_last', x, dname, flops,
                                     dict(case=case, batch=1, size=list(size), dtype=dname))  # fmt: skip
     return out
+
+
+def _openvino_route(peers: PeerEngines | None) -> bool:
+    """Whether to time ``optimize_for_inference(backend='openvino')``: with the peers, where OpenVINO runs."""
+    return peers is not None and 'openvino' in peers.available
+
+
+def _ours_openvino(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    print(f"  optimize_for_inference(backend='openvino', dtype={dtype}) ...", flush=True)
+    return optimize_for_inference(model, dtype=dtype, backend='openvino')
 
 
 def _peers(args: argparse.Namespace, model: nn.Module) -> PeerEngines | None:

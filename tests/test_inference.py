@@ -376,6 +376,8 @@ def test_bench_quick_writes_json(tmp_path) -> None:
         fast = next(r for r in rows if r['group'] == 'b1/fp32/channels_last' and r['name'] == 'ours_fast')
         if engine == 'openvino':
             assert fast['speedup_vs_openvino'] > 0
+            # our own OpenVINO route, optimize_for_inference(backend='openvino'), in the same group
+            assert ('b1/fp32/channels_last', 'ours_openvino') in names
 
 
 def test_bench_without_a_peer_engine_says_so_and_goes_on(tmp_path, monkeypatch, capsys) -> None:
@@ -389,7 +391,7 @@ def test_bench_without_a_peer_engine_says_so_and_goes_on(tmp_path, monkeypatch, 
     assert main(argv) == 0
     assert 'openvino not installed: its rows are skipped (pip install openvino)' in capsys.readouterr().out
     names = {r['name'] for r in json.loads(out.read_text())['rows']}
-    assert 'openvino' not in names and {'ours_fast', 'timm'} <= names
+    assert not names & {'openvino', 'ours_openvino'} and {'ours_fast', 'timm'} <= names
 
 
 def _broken_op(kind: str, real_op):

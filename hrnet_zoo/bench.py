@@ -37,9 +37,11 @@ from torch.utils._pytree import tree_flatten
 
 from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
 from .bench_peers import PeerEngines, engine_versions
+from .bench_profile import format_profile, profile_cases, profile_json
 from .bench_report import Contender, plot, summarise, table
 from .fast.optimize import optimize_for_inference, unwrap_features
 from .stats import count_gflops
+from .tasks.predict import write_atomically
 
 __all__ = ['add_arguments', 'run', 'machine_info', 'LiveBytes']
 
@@ -86,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', type=Path, default=None, help='write the results here')
     parser.add_argument('--plot', type=Path, default=None, help='write a PNG of the speed-ups here (needs matplotlib)')
     parser.add_argument('--quick', action='store_true', help='seconds-long smoke run: tiny inputs, 2 repeats')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='instead of timing, print a per-op profile of our fast path and of OpenVINO for each --case and '
+        '--dtype (torch.profiler; OpenVINO PERF_COUNT)',
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- machine
@@ -303,6 +311,25 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
     return out
 
 
+def _profile(args: argparse.Namespace, dtypes: list[str], info: dict[str, Any]) -> int:
+    """``--profile``: per-op tables of ours_fast and OpenVINO at the timed inputs, instead of timing."""
+    cases = [('b1_512x1024', 1, (512, 1024)), ('b8_224x224', 8, (224, 224))]
+    cases = [c for c in cases if args.case in ('all', c[0][:2])]
+    if args.quick:
+        cases = [('b1', 1, (64, 128))]
+    model = _ours_features(args.width)
+    profiles = profile_cases(model, cases, dtypes, args.repeats, args.warmup, _peers(args, model))
+    print(format_profile(profiles))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(
+            profile_json(profiles, machine=info, args={k: str(v) for k, v in vars(args).items()}), indent=1
+        )
+        write_atomically(args.json, lambda tmp: tmp.write_text(text))
+        print(f'wrote {args.json}')
+    return 0
+
+
 def _openvino_route(peers: PeerEngines | None) -> bool:
     """Whether to time ``optimize_for_inference(backend='openvino')``: with the peers, where OpenVINO runs."""
     return peers is not None and 'openvino' in peers.available
@@ -432,6 +459,8 @@ def run(args: argparse.Namespace) -> int:
     print(f'CPU: {info["cpu"]}, {info["cores"]} cores, torch threads {info["torch_threads"]}')
     print(f'ISA: torch capability {info["torch_cpu_capability"]}; flags {" ".join(info["isa_flags"])}')
     print(f'torch {info["torch"]}, timm {info["timm"]}, python {info["python"]}')
+    if args.profile:
+        return _profile(args, dtypes, info)
 
     # the matmul peak runs in every timed loop, so each fraction of peak compares like with like
     peak_cs = _peak_contenders(dtypes, args.quick) if suites & {'peak', 'infer'} else []
@@ -476,7 +505,8 @@ def run(args: argparse.Namespace) -> int:
     print('vs OV: paired ratio against OpenVINO running our ONNX export in the same loop (>1: faster than it).')
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+        text = json.dumps(results, indent=1)
+        write_atomically(args.json, lambda tmp: tmp.write_text(text))
         print(f'wrote {args.json}')
     if args.plot:
         plot(rows, args.plot, f'hrnet {args.width} on {info["cpu"]} ({info["cores"]} cores)')

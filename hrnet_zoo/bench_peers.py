@@ -79,16 +79,22 @@ class PeerEngines:
             session = onnxruntime.InferenceSession(str(self.path), options, providers=['CPUExecutionProvider'])
             name = session.get_inputs()[0].name
             return lambda: session.run(None, {name: feed})
-        import openvino  # optional: present, per self.available
+        request = self.openvino_request(list(feed.shape), dtype, threads)
+        return lambda: request.infer([feed])
+
+    def openvino_request(self, shape: list[int], dtype: str, threads: int, perf_count: bool = False) -> Any:
+        """An OpenVINO infer request for the export compiled at the static ``shape``; with ``perf_count``, it
+        keeps per-node timings (``request.profiling_info``) for ``hrnet-zoo bench --profile``."""
+        import openvino  # optional: callers check self.available
 
         core = openvino.Core()
         reshaped = core.read_model(str(self.path))
-        reshaped.reshape(list(feed.shape))  # static shapes: what a serving user would compile for
+        reshaped.reshape(shape)  # static shapes: what a serving user would compile for
         config = {
             'INFERENCE_PRECISION_HINT': 'bf16' if dtype == 'bf16' else 'f32',
             'INFERENCE_NUM_THREADS': threads,
             'PERFORMANCE_HINT': 'LATENCY',
         }
-        compiled = core.compile_model(reshaped, 'CPU', config)
-        request = compiled.create_infer_request()
-        return lambda: request.infer([feed])
+        if perf_count:
+            config['PERF_COUNT'] = True
+        return core.compile_model(reshaped, 'CPU', config).create_infer_request()

@@ -4,6 +4,7 @@ end-to-end answers from fixed models that can read a synthetic image, and ``hrne
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import official_postprocess as official
@@ -17,6 +18,7 @@ from hrnet_zoo import tasks
 from hrnet_zoo.cli import main as cli
 from hrnet_zoo.demo import _official_checkpoint
 from hrnet_zoo.tasks import inputs
+from hrnet_zoo.tasks.predict import write_atomically
 from hrnet_zoo.weights.convert import convert_checkpoint
 from hrnet_zoo.weights.manifest import COCO_KEYPOINTS, KEYPOINT_SETS, MANIFEST, KeypointSet
 
@@ -528,3 +530,13 @@ def test_predict_pose_writes_keypoints_by_name(tmp_path, capsys):
         for point in person['keypoints'].values():
             assert x - w <= point['x'] <= x + 2 * w and y - h <= point['y'] <= y + 2 * h
     assert Image.open(out).size == (320, 240)
+
+
+def test_write_atomically_gives_the_file_a_normal_mode(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / 'out.json', lambda tmp: tmp.write_text('{}'))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / 'out.json').stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ['out.json']

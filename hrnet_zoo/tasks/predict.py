@@ -104,6 +104,9 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
         raise FileNotFoundError(f'No such folder for {path}: {path.parent}')
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only; the result gets a normal new file's mode
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -37,7 +37,7 @@ from torch.utils._pytree import tree_flatten
 
 from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
 from .bench_peers import PeerEngines, engine_versions
-from .bench_profile import format_profile, profile_cases, profile_json
+from .bench_profile import DTYPES, format_profile, profile_cases, profile_json
 from .bench_report import Contender, plot, summarise, table
 from .fast.optimize import optimize_for_inference, unwrap_features
 from .stats import count_gflops
@@ -46,7 +46,6 @@ from .tasks.predict import write_atomically
 __all__ = ['add_arguments', 'run', 'machine_info', 'LiveBytes']
 
 SUITES = ('peak', 'infer', 'train')
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ __all__ = ['profile_torch', 'profile_openvino', 'profile_cases', 'format_profile
 
 Row = dict[str, Any]
 Case = tuple[str, int, tuple[int, int]]  # (name, batch, (height, width)), as bench's inference cases
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}  # bench's, which imports this module
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}  # the harness's precisions (bench.py imports them)
 
 
 def _rows(items: Iterable[tuple[str, int, float]], rounds: int) -> list[Row]:

@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from .export import export_model
+from .fast.openvino_backend import compile_config
 
 __all__ = ['ENGINES', 'PeerEngines', 'engine_versions']
 
@@ -90,11 +91,7 @@ class PeerEngines:
         core = openvino.Core()
         reshaped = core.read_model(str(self.path))
         reshaped.reshape(shape)  # static shapes: what a serving user would compile for
-        config = {
-            'INFERENCE_PRECISION_HINT': 'bf16' if dtype == 'bf16' else 'f32',
-            'INFERENCE_NUM_THREADS': threads,
-            'PERFORMANCE_HINT': 'LATENCY',
-        }
+        config = compile_config('bf16' if dtype == 'bf16' else 'f32', threads)
         if perf_count:
             config['PERF_COUNT'] = True
         return core.compile_model(reshaped, 'CPU', config).create_infer_request()

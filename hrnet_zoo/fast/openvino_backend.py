@@ -21,10 +21,16 @@ from torch import Tensor, nn
 
 from ..export import export_model
 
-__all__ = ['OpenVINOModule', 'PRECISIONS']
+__all__ = ['OpenVINOModule', 'PRECISIONS', 'compile_config']
 
 # torch dtype of the weights asked for -> OpenVINO's INFERENCE_PRECISION_HINT
 PRECISIONS = {torch.float32: 'f32', torch.bfloat16: 'bf16'}
+
+
+def compile_config(precision: str, threads: int) -> dict[str, Any]:
+    """OpenVINO's CPU compile options for one call at a time, as a serving user would set them (the harness's
+    OpenVINO peer uses the same)."""
+    return {'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': threads, 'PERFORMANCE_HINT': 'LATENCY'}
 
 
 class OpenVINOModule(nn.Module):
@@ -70,8 +76,7 @@ class OpenVINOModule(nn.Module):
         if request is None:
             graph = self._graph.clone()
             graph.reshape(list(shape))  # static shapes: OpenVINO plans its kernels and memory per shape
-            config = {'INFERENCE_PRECISION_HINT': self.precision, 'INFERENCE_NUM_THREADS': self.threads,
-                      'PERFORMANCE_HINT': 'LATENCY'}  # fmt: skip
+            config = compile_config(self.precision, self.threads)
             request = self._core.compile_model(graph, 'CPU', config).create_infer_request()
             if len(self._requests) >= self.max_shapes:
                 self._requests.popitem(last=False)  # the least recently used shape

@@ -59,12 +59,10 @@ class OpenVINOModule(nn.Module):
         self._dir = tempfile.TemporaryDirectory(prefix='hrnet_openvino_')
         was_training = model.training
         try:
-            with torch.no_grad():
-                probe = model.eval()(torch.zeros(1, self.in_chans, 64, 64))
             export = export_model(model, Path(self._dir.name) / 'model.xml', format='openvino')
         finally:
-            model.train(was_training)  # the caller's model is left as it was
-        self.returns_list = isinstance(probe, (list, tuple))
+            model.train(was_training)  # the caller's model is left as it was (export_model sets eval)
+        self.returns_list = export.output_names != ('output',)  # a list is exported as output0 ... outputK
         self.export_error = export.max_relative_error
         self._core = openvino.Core()
         self._graph = self._core.read_model(str(export.path))

@@ -38,3 +38,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class RecordingLibc:
+    """Stands in for glibc in :mod:`hrnet_zoo.fast.memory`: records ``mallopt`` calls instead of making them."""
+
+    def __init__(self) -> None:
+        self.mallopt_calls: list[tuple[int, int]] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.mallopt_calls.append((param, value))
+        return 1  # glibc's "done"
+
+
+@pytest.fixture(autouse=True)
+def malloc_left_alone(monkeypatch: pytest.MonkeyPatch) -> RecordingLibc:
+    """``reuse_freed_memory`` (``optimize_for_inference(reuse_memory=True)``, ``hrnet-zoo bench``) switches malloc
+    for the whole process: in the suite's own process it only records what it would set. The real switch is
+    checked in a child process (tests/test_fast_memory.py)."""
+    from hrnet_zoo.fast import memory
+
+    libc = RecordingLibc()
+    monkeypatch.setattr(memory, '_glibc', lambda: libc)
+    return libc

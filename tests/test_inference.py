@@ -347,12 +347,14 @@ def test_fast_path_does_not_mutate_its_input() -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
-def test_bench_quick_writes_json(tmp_path) -> None:
+def test_bench_quick_writes_json(tmp_path, malloc_left_alone) -> None:
     out = tmp_path / 'bench.json'
     argv = ['bench', '--quick', '--width', WIDTH, '--threads', '1', '--dtype', 'fp32', '--no-full', '--json', str(out)]
     assert main(argv) == 0
     data = json.loads(out.read_text())
     assert data['machine']['torch'] == torch.__version__
+    # ours_fast runs as optimize_for_inference(reuse_memory=True), and the JSON says the run had it
+    assert data['freed_memory_kept'] is True and (-4, 0) in malloc_left_alone.mallopt_calls
     assert data['peaks_gflop_per_s']['fp32'] > 0
     rows = data['rows']
     names = {(r['group'], r['name']) for r in rows}

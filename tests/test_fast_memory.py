@@ -5,6 +5,7 @@ allocator is left as it is."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -42,7 +43,7 @@ print(json.dumps(dict(default=default, applied=applied, kept=kept, again=reuse_f
 @pytest.mark.subprocess
 @pytest.mark.skipif(real_glibc() is None, reason='glibc only: elsewhere the switch is a no-op')
 def test_freed_maps_are_reused_not_faulted_in_again():
-    env = {'PYTHONPATH': str(REPO_ROOT), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin'}
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
     done = subprocess.run([sys.executable, '-c', _FAULTS_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

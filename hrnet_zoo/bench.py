@@ -24,6 +24,7 @@ import platform
 import statistics
 import subprocess
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,7 @@ from .bench_peers import PeerEngines, engine_versions
 from .bench_profile import DTYPES, format_profile, profile_cases, profile_json
 from .bench_report import Contender, plot, summarise, table
 from .fast.memory import reuse_freed_memory
+from .fast.onednn_graph import OneDNNGraphModule
 from .fast.optimize import optimize_for_inference, unwrap_features
 from .stats import count_gflops
 from .tasks.predict import write_atomically
@@ -273,6 +275,9 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
                 runs.append(('channels_last', 'timm', _cl(peer).to(dt), xd, {}))
             runs.append(('channels_last', 'ours', _cl(ours).to(dt), xd, {}))
             runs.append(('channels_last', 'ours_fast', _fast(ours, dtype=dt), xd, {}))
+            graph_route = _ours_onednn_graph(ours, dt)
+            if graph_route is not None:
+                runs.append(('channels_last', 'ours_onednn_graph', graph_route, xd, {}))
             if _openvino_route(peers):
                 # our other route: the same call with backend='openvino', fed the fp32 NCHW image as a user would
                 runs.append(('channels_last', 'ours_openvino', _ours_openvino(ours, dt), x, {}))
@@ -301,6 +306,9 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
             dt = DTYPES[dname]
             xc = x.contiguous(memory_format=torch.channels_last).to(dt)
             routes = [('ours', _cl(full).to(dt), xc), ('ours_fast', _fast(full, dtype=dt), xc)]
+            graph_route = _ours_onednn_graph(full, dt)
+            if graph_route is not None:
+                routes.append(('ours_onednn_graph', graph_route, xc))
             if _openvino_route(full_peers):
                 routes.append(('ours_openvino', _ours_openvino(full, dt), x))
             for who, model, inp in routes:
@@ -334,6 +342,19 @@ def _fast(model: nn.Module, **kwargs: Any) -> nn.Module:
     """Our fused route as a serving user would run it, with ``reuse_memory=True``: glibc then keeps freed memory
     for the whole process, so the timm and ours rows of the same run reuse their pages too."""
     return optimize_for_inference(model, reuse_memory=True, **kwargs)
+
+
+def _ours_onednn_graph(model: nn.Module, dtype: torch.dtype) -> nn.Module | None:
+    """``optimize_for_inference(backend='onednn_graph')``, or None (with one line) where this torch cannot run it."""
+    print(f"  optimize_for_inference(backend='onednn_graph', dtype={dtype}) ...", flush=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', RuntimeWarning)
+        route = optimize_for_inference(model, dtype=dtype, backend='onednn_graph', reuse_memory=True)
+    if not isinstance(route, OneDNNGraphModule):  # its fallback is the ours_fast row, timed already
+        why = str(caught[-1].message) if caught else 'no reason given'
+        print(f'  ours_onednn_graph rows skipped: {why}')
+        return None
+    return route
 
 
 def _openvino_route(peers: PeerEngines | None) -> bool:

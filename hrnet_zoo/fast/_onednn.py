@@ -25,9 +25,9 @@ _OPS = (
     ('mkldnn', '_reorder_convolution_weight'),
     ('aten', '_add_relu_'),
 )
-# Max relative error the probe accepts against F.conv2d: far above rounding (~1e-7 fp32, ~4e-3 bf16), far below
-# a wrong answer.
-_PROBE_TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 2e-2}
+# Max relative error the fast path's checks accept (this probe against F.conv2d, the oneDNN Graph route against the
+# eager model): far above rounding (~1e-7 fp32, ~4e-3 bf16), far below a wrong answer.
+TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 2e-2}
 
 
 def _op(namespace: str, name: str) -> Any:
@@ -97,7 +97,8 @@ def add_relu_(out: Tensor, other: Tensor) -> Tensor:
     return _op('aten', '_add_relu_')(out, other)
 
 
-def _relative_error(actual: Tensor, expected: Tensor) -> float:
+def relative_error(actual: Tensor, expected: Tensor) -> float:
+    """||actual - expected|| / ||expected||, in fp32."""
     return ((actual.float() - expected.float()).norm() / expected.float().norm().clamp_min(1e-12)).item()
 
 
@@ -147,7 +148,7 @@ def probe(dtype: torch.dtype = torch.float32) -> str | None:
             return (
                 f'{name} returned {getattr(got, "shape", type(got).__name__)}, expected a tensor of {tuple(want.shape)}'
             )
-        error = _relative_error(got, want)
-        if not error <= _PROBE_TOLERANCE.get(dtype, 2e-2):
+        error = relative_error(got, want)
+        if not error <= TOLERANCE.get(dtype, 2e-2):
             return f'{name} disagrees with F.conv2d in {dtype}: relative error {error:.2g}'
     return None

@@ -45,13 +45,14 @@ from ..backbone import ExchangeUnit, FuseDown, FuseIdentity, FuseUp
 from . import _onednn
 from .conv import FusedConv
 from .memory import reuse_freed_memory
+from .onednn_graph import GraphFusionError, OneDNNGraphModule
 from .openvino_backend import PRECISIONS, OpenVINOModule
 from .winograd import Winograd3x3, suits
 
 __all__ = ['BACKENDS', 'optimize_for_inference', 'fold_batchnorm', 'FusedConv']
 
 # 'torch': our fused oneDNN path below; 'openvino': our checked export compiled by OpenVINO (.openvino_backend)
-BACKENDS = ('torch', 'openvino')
+BACKENDS = ('torch', 'onednn_graph', 'openvino')
 
 
 def _identity_like(m: nn.Module | None) -> bool:
@@ -353,13 +354,20 @@ def optimize_for_inference(
             glibc's malloc keeps freed memory for reuse, so each forward does not fault in fresh pages for its
             feature maps (1.14x for the full V2 model at 1024x2048; the process keeps its peak memory). A no-op
             outside glibc.
-        backend: 'torch' (the default): all of the above, in PyTorch. 'openvino': export ``model`` to ONNX,
+        backend: 'torch' (the default): all of the above, in PyTorch. 'onednn_graph': BatchNorm folding,
+            ``dtype`` and channels_last as above, then the model traced, frozen and run with torch's oneDNN Graph
+            fusion behind a :class:`~hrnet_zoo.fast.onednn_graph.OneDNNGraphModule`, which compiles each
+            convolution with its epilogue once per input shape (no per-call primitive set-up); checked against
+            the eager model at optimisation time, and where that fails, a RuntimeWarning says why and
+            backend='torch' runs instead. It runs on TorchScript, deprecated in torch 2.14. 'openvino': export
+            ``model`` to ONNX,
             check it against eager PyTorch, and run it in OpenVINO's CPU runtime in ``dtype``'s precision
             (fp32 or bf16) behind an :class:`~hrnet_zoo.fast.openvino_backend.OpenVINOModule`, which takes and
             returns torch tensors; ``model`` is left as it is. Which route is faster depends on the width, the
             batch and the CPU (README, "Against ONNX Runtime and OpenVINO"). Needs the ``openvino`` extra;
             ``channels_last``, ``fuse_ops``, ``winograd``, ``inplace`` and ``reuse_memory`` are the torch
-            backend's (OpenVINO plans and keeps its own buffers).
+            backend's (OpenVINO plans and keeps its own buffers); 'onednn_graph' takes ``inplace`` and
+            ``reuse_memory`` too.
 
     Returns the optimised module (in eval mode, gradients off). It is not trainable and not meant for
     ``state_dict`` round trips; keep the original for those.
@@ -372,6 +380,19 @@ def optimize_for_inference(
         if fuse_ops or winograd or inplace or reuse_memory:
             raise ValueError("fuse_ops, winograd, inplace and reuse_memory are options of backend='torch'")
         return OpenVINOModule(model, PRECISIONS[dtype or torch.float32])
+    if backend == 'onednn_graph':
+        if fuse_ops or winograd or not channels_last:
+            raise ValueError("fuse_ops, winograd and channels_last=False are options of backend='torch'")
+        folded = optimize_for_inference(model, dtype=dtype, fuse_ops=False, inplace=inplace, reuse_memory=reuse_memory)
+        try:
+            return OneDNNGraphModule(folded)
+        except GraphFusionError as err:
+            warnings.warn(
+                f"optimize_for_inference: backend='onednn_graph' is off ({err}); running backend='torch' instead",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return optimize_for_inference(folded, inplace=True)
     if not inplace:
         model = copy.deepcopy(model)
     model.eval()

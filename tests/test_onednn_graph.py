@@ -1,0 +1,169 @@
+"""``optimize_for_inference(model, backend='onednn_graph')``: the folded model traced and run by oneDNN Graph,
+against eager PyTorch, and its fallback to backend='torch' wherever that route does not work."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import timm
+import torch
+from helpers import randomize_batchnorm
+from torch import nn
+
+import hrnet_zoo
+from hrnet_zoo.fast import onednn_graph
+from hrnet_zoo.fast.conv import FusedConv
+from hrnet_zoo.fast.onednn_graph import OneDNNGraphModule
+
+pytestmark = pytest.mark.skipif(not onednn_graph.available(), reason='this torch has no oneDNN Graph fusion')
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def _model(name: str, **kwargs) -> nn.Module:
+    torch.manual_seed(0)
+    model = timm.create_model(name, **kwargs)
+    randomize_batchnorm(model)  # non-trivial folded statistics, so a wrong fold would show
+    return model.eval()
+
+
+@pytest.fixture(scope='module')
+def backbone() -> nn.Module:
+    return _model('hrnetv2_w18_small_v1', features_only=True)
+
+
+@pytest.fixture(scope='module')
+def graph_f32(backbone) -> OneDNNGraphModule:
+    return hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph')
+
+
+def _image(*shape: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_features_match_eager_at_sizes_it_was_not_traced_at(backbone, graph_f32):
+    assert isinstance(graph_f32, OneDNNGraphModule) and graph_f32.fused_partitions > 0
+    for shape in ((2, 3, 96, 160), (1, 3, 130, 98)):
+        x = _image(*shape)
+        with torch.no_grad():
+            ref = backbone(x)
+        for _ in range(4):  # the profiling runs first, then the fused graph: every call must be right
+            got = graph_f32(x)
+            assert isinstance(got, list) and len(got) == len(ref) == 5
+            for g, r in zip(got, ref):
+                assert g.shape == r.shape and g.dtype == torch.float32
+                assert _rel(g, r) < 1e-4
+
+
+def test_the_process_wide_switch_is_put_back_after_each_call(graph_f32):
+    for before in (False, True):
+        torch.jit.enable_onednn_fusion(before)
+        try:
+            graph_f32(_image(1, 3, 64, 64))
+            assert torch.jit.onednn_fusion_enabled() is before
+        finally:
+            torch.jit.enable_onednn_fusion(False)
+
+
+@pytest.mark.parametrize('name', ['hrnetv2_w18_small_v1', 'hrnetv2p_w18_small_v1'])
+def test_full_models_keep_their_output_type_and_the_model_is_left_as_it_was(name: str):
+    model = _model(name, **({'num_classes': 5} if name.startswith('hrnetv2_') else {}))
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    fast = hrnet_zoo.optimize_for_inference(model, backend='onednn_graph')
+    assert isinstance(fast, OneDNNGraphModule)
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    x = _image(1, 3, 70, 90)
+    with torch.no_grad():
+        ref = model.eval()(x)
+    got = fast(x)
+    if name.startswith('hrnetv2p_'):  # the detection pyramid: a list of 5 levels
+        assert isinstance(got, list) and len(got) == len(ref) == 5
+        assert all(_rel(g, r) < 1e-4 for g, r in zip(got, ref))
+    else:
+        assert isinstance(got, torch.Tensor) and got.shape == ref.shape == (1, 5, 18, 23)
+        assert _rel(got, ref) < 1e-4
+
+
+def test_bf16_matches_eager_within_2e2_and_returns_bf16(backbone):
+    fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', dtype=torch.bfloat16)
+    assert isinstance(fast, OneDNNGraphModule) and fast.dtype == torch.bfloat16
+    x = _image(1, 3, 128, 128, seed=2)
+    with torch.no_grad():
+        ref = backbone(x)
+    got = fast(x.bfloat16())
+    assert all(g.dtype == torch.bfloat16 for g in got)
+    errors = [_rel(g, r) for g, r in zip(got, ref)]
+    assert 1e-6 < max(errors) < 2e-2  # it really computed in bf16, and closely
+
+
+def _fell_back(fast: nn.Module, backbone: nn.Module) -> None:
+    """``fast`` is backend='torch''s fused model, and right."""
+    assert not isinstance(fast, OneDNNGraphModule)
+    assert any(isinstance(m, FusedConv) for m in fast.modules())
+    x = _image(1, 3, 64, 96)
+    with torch.no_grad():
+        ref, got = backbone(x), fast(x)
+    assert all(_rel(g, r) < 1e-4 for g, r in zip(got, ref))
+
+
+def test_without_onednn_graph_it_warns_and_runs_the_torch_backend(backbone, monkeypatch):
+    monkeypatch.delattr(torch.jit, 'enable_onednn_fusion')
+    with pytest.warns(RuntimeWarning, match=r"backend='onednn_graph' is off \(this torch has no oneDNN Graph"):
+        fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph')
+    _fell_back(fast, backbone)
+
+
+class _Scaled(nn.Module):
+    """A frozen graph as a future torch might get it wrong: it runs, but computes something else."""
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(t * 1.01 for t in self.graph(x))
+
+
+def test_a_trace_that_disagrees_with_eager_falls_back(backbone, monkeypatch):
+    real_freeze = torch.jit.freeze
+    monkeypatch.setattr(torch.jit, 'freeze', lambda module: _Scaled(real_freeze(module)))
+    with pytest.warns(RuntimeWarning, match='disagrees with the eager one in torch.float32: relative error 0.01'):
+        fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph')
+    _fell_back(fast, backbone)
+
+
+def test_a_graph_with_no_fused_partition_falls_back(backbone, monkeypatch):
+    real_switch = torch.jit.enable_onednn_fusion
+    monkeypatch.setattr(torch.jit, 'enable_onednn_fusion', lambda enabled: real_switch(False))
+    with pytest.warns(RuntimeWarning, match='oneDNN Graph fused no partition'):
+        fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph')
+    _fell_back(fast, backbone)
+
+
+def test_a_tracing_failure_falls_back(backbone, monkeypatch):
+    def broken_trace(*args, **kwargs):
+        raise RuntimeError('Tracer cannot infer type of output')
+
+    monkeypatch.setattr(torch.jit, 'trace', broken_trace)
+    with pytest.warns(RuntimeWarning, match='tracing or running the model failed: RuntimeError: Tracer cannot'):
+        fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph')
+    _fell_back(fast, backbone)
+
+
+@pytest.mark.parametrize('option', [dict(fuse_ops=True), dict(winograd=True), dict(channels_last=False)])
+def test_torch_only_options_are_refused(backbone, option):
+    with pytest.raises(ValueError, match="options of backend='torch'"):
+        hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', **option)
+
+
+def test_bad_input_names_what_was_expected(backbone, graph_f32):
+    with pytest.raises(ValueError, match=r'expected an \(N, 3, H, W\) image tensor, got shape \(1, 4, 64, 64\)'):
+        graph_f32(torch.randn(1, 4, 64, 64))
+    with pytest.raises(TypeError, match=r'runs in torch.float32, got a torch.bfloat16 input'):
+        graph_f32(torch.randn(1, 3, 64, 64, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match='runs in torch.float32 or torch.bfloat16, not torch.float16'):
+        hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', dtype=torch.float16)

@@ -95,7 +95,7 @@ def test_bad_options_are_refused_before_any_export(backbone, monkeypatch):
         raise AssertionError('exported despite bad options')
 
     monkeypatch.setattr(openvino_backend, 'export_model', no_export)
-    with pytest.raises(ValueError, match="unknown backend 'tensorrt'; expected one of: torch, openvino"):
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'; expected one of: torch, onednn_graph, openvino"):
         hrnet_zoo.optimize_for_inference(backbone, backend='tensorrt')
     with pytest.raises(ValueError, match='torch.float32 or torch.bfloat16'):
         hrnet_zoo.optimize_for_inference(backbone, backend='openvino', dtype=torch.float16)

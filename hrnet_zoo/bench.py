@@ -39,7 +39,7 @@ from torch.utils._pytree import tree_flatten
 from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
 from .bench_peers import PeerEngines, engine_versions
 from .bench_profile import DTYPES, format_profile, profile_cases, profile_json
-from .bench_report import Contender, plot, summarise, table
+from .bench_report import Contender, peer_table, plot, summarise, table
 from .fast.memory import reuse_freed_memory
 from .fast.onednn_graph import OneDNNGraphModule
 from .fast.optimize import optimize_for_inference, unwrap_features
@@ -95,6 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action='store_true',
         help='instead of timing, print a per-op profile of our fast path and of OpenVINO for each --case and '
         '--dtype (torch.profiler; OpenVINO PERF_COUNT)',
+    )
+    parser.add_argument(
+        '--peer-table',
+        type=Path,
+        nargs='+',
+        default=None,
+        metavar='JSON',
+        help='instead of timing, print the markdown table of ours against ONNX Runtime and OpenVINO from saved '
+        '--json results (the one in README.md)',
     )
 
 
@@ -473,7 +482,24 @@ def _measure_memory(contenders: list[Contender]) -> None:
         c.meta['peak_mib'] = live.peak / 2**20
 
 
+def _print_peer_table(paths: list[Path]) -> int:
+    results = []
+    for path in paths:
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            print(f'--peer-table: cannot read {path} ({e}); expected a JSON written by hrnet-zoo bench --json')
+            return 2
+        if not isinstance(results[-1], dict) or not {'args', 'rows'} <= results[-1].keys():
+            print(f'--peer-table: {path} has no "args" and "rows"; expected a JSON written by hrnet-zoo bench --json')
+            return 2
+    print(peer_table(results))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.peer_table:
+        return _print_peer_table(args.peer_table)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

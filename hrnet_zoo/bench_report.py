@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ['REFERENCES', 'Contender', 'plot', 'summarise', 'table']
+__all__ = ['PEER_COLUMNS', 'REFERENCES', 'Contender', 'peer_table', 'plot', 'summarise', 'table']
 
 
 @dataclass
@@ -101,3 +101,52 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+# the README's peer table: (column title, contender, dtype); every group is the channels_last one of its dtype
+PEER_COLUMNS = (
+    ('timm fp32 CL', 'timm', 'fp32'),
+    ('ORT fp32', 'onnxruntime', 'fp32'),
+    ('OpenVINO f32', 'openvino', 'fp32'),
+    ('ours fast fp32', 'ours_fast', 'fp32'),
+    ('ours oneDNN Graph fp32', 'ours_onednn_graph', 'fp32'),
+    ('ours → OV f32', 'ours_openvino', 'fp32'),
+    ('OpenVINO bf16', 'openvino', 'bf16'),
+    ('ours fast bf16', 'ours_fast', 'bf16'),
+    ('ours oneDNN Graph bf16', 'ours_onednn_graph', 'bf16'),
+    ('ours → OV bf16', 'ours_openvino', 'bf16'),
+)
+
+
+def _peer_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return '—'
+    cell = f'{row["median_ms"]:.0f} ms'
+    if row['name'].startswith('ours') and 'paired_speedup_vs_openvino' in row:
+        cell += f' ({row["paired_speedup_vs_openvino"]:.2f}x)'
+    return cell
+
+
+def peer_table(results: list[dict[str, Any]]) -> str:
+    """A markdown table of saved ``hrnet-zoo bench --json`` results: one line per width and case, each contender's
+    median, and for ours the median per-round ratio OpenVINO / ours (above 1: ours is faster)."""
+    lines = [
+        '| width | input | ' + ' | '.join(title for title, _, _ in PEER_COLUMNS) + ' |',
+        '|' + '---|' * (2 + len(PEER_COLUMNS)),
+    ]
+    full_model_lines = []  # after the feature rows: a different input and a different model
+    for result in results:
+        width = result['args']['width']
+        by_case: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        for row in result['rows']:
+            if 'case' not in row or row.get('format') == 'nchw':
+                continue
+            by_case.setdefault(row['case'], {})[(row['name'], row['dtype'])] = row
+        for case, cells in by_case.items():
+            first = next(iter(cells.values()))
+            size = 'x'.join(str(s) for s in (first['batch'], *first['size']))
+            full = case.startswith('full')
+            line = [f'{width} (full V2 model)' if full else width, size]
+            line += [_peer_cell(cells.get((name, dtype))) for _, name, dtype in PEER_COLUMNS]
+            (full_model_lines if full else lines).append('| ' + ' | '.join(line) + ' |')
+    return '\n'.join(lines + full_model_lines)

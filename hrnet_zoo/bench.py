@@ -49,6 +49,8 @@ from .tasks.predict import write_atomically
 __all__ = ['add_arguments', 'run', 'machine_info', 'LiveBytes']
 
 SUITES = ('peak', 'infer', 'train')
+# the inference contenders by name, as in the table's "contender" column and the JSON rows' "name"
+INFER_CONTENDERS = ('timm', 'ours', 'ours_fast', 'ours_onednn_graph', 'ours_openvino', 'onnxruntime', 'openvino')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='input of the full-model row (default: 1024 2048)',
     )
     parser.add_argument('--no-full', action='store_true', help='skip the full-model row')
+    parser.add_argument(
+        '--only',
+        nargs='+',
+        default=None,
+        choices=INFER_CONTENDERS,
+        metavar='NAME',
+        help='time only these inference contenders (the matmul peaks always run): fewer per round leaves room for '
+        f'more repeats, e.g. --only openvino ours_onednn_graph; one of {", ".join(INFER_CONTENDERS)}',
+    )
     parser.add_argument('--no-peers', action='store_true', help='skip ONNX Runtime and OpenVINO (run on our export)')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
     parser.add_argument('--json', type=Path, default=None, help='write the results here')
@@ -522,6 +533,11 @@ def run(args: argparse.Namespace) -> int:
     if 'infer' in suites:
         print(f'building inference contenders for {args.width} ...', flush=True)
         infer = _infer_contenders(args, dtypes)
+        if args.only:
+            infer = [c for c in infer if c.name in args.only]
+            if not infer:
+                print(f'--only {" ".join(args.only)}: none of these ran here (see the lines above); nothing to time')
+                return 2
         results['freed_memory_kept'] = reuse_freed_memory()  # already on where ours_fast ran: say so in the JSON
         if results['freed_memory_kept']:
             print('malloc keeps freed memory (ours_fast, reuse_memory=True): every torch row of this run shares it')
@@ -559,6 +575,7 @@ def run(args: argparse.Namespace) -> int:
     print('machine when --threads 1). GFLOP/s: 2 FLOPs per multiply-add, 1e9 per GFLOP; % peak: of the matmul')
     print('peak of the same dtype measured in the same loop. Memory: peak live tensor bytes of one training step.')
     print('vs OV: paired ratio against OpenVINO running our ONNX export in the same loop (>1: faster than it).')
+    print('OV q1-q3: the quartiles of that per-round ratio; where they straddle 1, the rows are level within noise.')
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(results, indent=1)

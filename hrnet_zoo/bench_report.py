@@ -51,7 +51,11 @@ def summarise(contenders: list[Contender], peaks: dict[str, float]) -> list[dict
             row[f'cpu_speedup_vs_{ref_name}'] = statistics.median(ref.cpu_times) / statistics.median(c.cpu_times)
             # the machine's speed drifts over seconds (a shared VM host): the ratio within each round, where
             # the two ran back to back, then the median of those, is the steadier figure
-            row[f'paired_speedup_vs_{ref_name}'] = statistics.median(a / b for a, b in zip(ref.times, c.times))
+            per_round = [a / b for a, b in zip(ref.times, c.times)]
+            row[f'paired_speedup_vs_{ref_name}'] = statistics.median(per_round)
+            if len(per_round) >= 2:
+                # their spread says whether a ratio near 1 is resolved: 'inclusive' keeps it within the rounds'
+                row[f'paired_quartiles_vs_{ref_name}'] = statistics.quantiles(per_round, n=4, method='inclusive')
         rows.append(row)
     return rows
 
@@ -59,7 +63,7 @@ def summarise(contenders: list[Contender], peaks: dict[str, float]) -> list[dict
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         f'{"case / dtype / format":<36} {"contender":<19} {"median ms":>10} {"min ms":>9} {"vs timm":>8} '
-        f'{"paired":>7} {"cpu-time":>8} {"GFLOP/s":>8} {"% peak":>7} {"vs OV":>7} {"extra":>12}'
+        f'{"paired":>7} {"cpu-time":>8} {"GFLOP/s":>8} {"% peak":>7} {"vs OV":>7} {"OV q1-q3":>9} {"extra":>12}'
     ]
     for r in rows:
         speed = f'{r["speedup_vs_timm"]:.2f}x' if 'speedup_vs_timm' in r else ''
@@ -68,6 +72,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         gf = f'{r["gflop_per_s"]:.0f}' if 'gflop_per_s' in r else ''
         pk = f'{100 * r["fraction_of_peak"]:.0f}%' if 'fraction_of_peak' in r else ''
         ov = f'{r["paired_speedup_vs_openvino"]:.2f}x' if 'paired_speedup_vs_openvino' in r else ''
+        ov_spread = ''
+        if 'paired_quartiles_vs_openvino' in r:
+            q1, _, q3 = r['paired_quartiles_vs_openvino']
+            ov_spread = f'{q1:.2f}-{q3:.2f}'
         extra = ''
         if 'peak_mib' in r:
             extra = f'{r["peak_mib"]:.0f} MiB'
@@ -76,7 +84,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f'{r["group"]:<36} {r["name"]:<19} {r["median_ms"]:>10.1f} {r["min_ms"]:>9.1f} {speed:>8} {paired:>7} '
             f'{cpu:>8} {gf:>8} '
-            f'{pk:>7} {ov:>7} {extra:>12}'
+            f'{pk:>7} {ov:>7} {ov_spread:>9} {extra:>12}'
         )
     return '\n'.join(lines)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from hrnet_zoo.bench_report import PEER_COLUMNS, Contender, summarise
+import pytest
+
+from hrnet_zoo.bench_report import PEER_COLUMNS, Contender, summarise, table
 from hrnet_zoo.cli import main
 
 
@@ -62,3 +64,19 @@ def test_peer_table_refuses_a_file_that_is_not_a_bench_result(tmp_path, capsys) 
         assert main(['bench', '--peer-table', str(path)]) == 2
         out = capsys.readouterr().out
         assert str(path) in out and 'expected a JSON written by hrnet-zoo bench --json' in out
+
+
+def test_rows_carry_the_quartiles_of_the_per_round_ratio_and_the_table_prints_them() -> None:
+    # five rounds, ours steady at 0.25 s, OpenVINO drifting: per-round ratios 1.2, 0.8, 1.6, 1.0, 2.0, so sorted
+    # 0.8, 1.0, 1.2, 1.6, 2.0, whose inclusive quartiles are the 2nd, 3rd and 4th of them
+    result = _result('w18', 'b8_224x224', 8, [224, 224], {
+        ('openvino', 'fp32'): [0.30, 0.20, 0.40, 0.25, 0.50],
+        ('ours_fast', 'fp32'): [0.25] * 5,
+    })  # fmt: skip
+    ours = next(r for r in result['rows'] if r['name'] == 'ours_fast')
+    assert ours['paired_quartiles_vs_openvino'] == pytest.approx([1.0, 1.2, 1.6])
+    assert ours['paired_speedup_vs_openvino'] == pytest.approx(1.2)
+    line = next(line for line in table(result['rows']).splitlines() if 'ours_fast' in line)
+    assert ' 1.20x ' in line and ' 1.00-1.60 ' in line
+    openvino = next(r for r in result['rows'] if r['name'] == 'openvino')
+    assert 'paired_quartiles_vs_openvino' not in openvino  # no ratio of a row to itself

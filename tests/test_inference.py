@@ -382,6 +382,30 @@ def test_bench_quick_writes_json(tmp_path, malloc_left_alone) -> None:
             assert ('b1/fp32/channels_last', 'ours_openvino') in names
 
 
+def test_bench_only_times_the_named_contenders(tmp_path, malloc_left_alone) -> None:
+    out = tmp_path / 'bench.json'
+    argv = ['bench', '--quick', '--width', WIDTH, '--threads', '1', '--dtype', 'fp32', '--no-full', '--suite',
+            'infer', '--case', 'b1', '--only', 'ours_fast', 'openvino', '--json', str(out)]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    timed = {r['name'] for r in data['rows'] if r['group'].startswith('b1')}
+    expected = {'ours_fast', 'openvino'} if data['machine']['openvino'] else {'ours_fast'}
+    assert timed == expected
+    assert data['peaks_gflop_per_s']['fp32'] > 0  # the peak still runs in the same loop
+    if data['machine']['openvino']:
+        fast = next(r for r in data['rows'] if r['group'] == 'b1/fp32/channels_last' and r['name'] == 'ours_fast')
+        q1, median, q3 = fast['paired_quartiles_vs_openvino']
+        assert q1 <= median <= q3 and median == pytest.approx(fast['paired_speedup_vs_openvino'])
+
+
+def test_bench_only_refuses_an_unknown_contender(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(['bench', '--only', 'tensorrt'])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'tensorrt'" in err and 'ours_onednn_graph' in err
+
+
 def test_bench_without_a_peer_engine_says_so_and_goes_on(tmp_path, monkeypatch, capsys) -> None:
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(

@@ -58,6 +58,39 @@ def test_features_match_eager_at_sizes_it_was_not_traced_at(backbone, graph_f32)
                 assert _rel(g, r) < 1e-4
 
 
+def _guarded_shapes(graph: torch._C.Graph) -> set[tuple[int, ...]]:
+    """The input shapes that the oneDNN Graph partitions of an optimised graph are guarded on."""
+    shapes = set()
+    for node in graph.nodes():
+        if node.kind() == 'prim::oneDNNFusionGuard':
+            shapes.update(tuple(t.sizes()) for t in node.tys('types'))
+    return shapes
+
+
+def test_the_first_call_at_a_shape_runs_partitions_compiled_for_that_shape(graph_f32):
+    # the partitions that ran are guarded on this input's own shape, not on the shape the check profiled, so the
+    # call does not pass every partition through its fallback function
+    for shape in ((1, 3, 64, 64), (3, 3, 80, 48)):
+        graph_f32(_image(*shape))
+        guarded = _guarded_shapes(torch.jit.last_executed_optimized_graph())
+        assert shape in guarded and onednn_graph._CHECK_SHAPE[0] not in {s[0] for s in guarded}
+        assert graph_f32.shapes[-1] == shape
+
+
+def test_only_the_most_recent_shapes_keep_a_graph(backbone, monkeypatch):
+    monkeypatch.setattr(onednn_graph, 'MAX_SHAPES', 2)
+    fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph')
+    check = (onednn_graph._CHECK_SHAPE[0], 3, *onednn_graph._CHECK_SHAPE[1:])
+    assert fast.shapes == (check,)
+    first, second = (1, 3, 64, 64), (1, 3, 48, 80)
+    for shape in (first, second, first, check):  # first is used again, so second is the oldest when check comes
+        x = _image(*shape)
+        with torch.no_grad():
+            ref = backbone(x)
+        assert all(_rel(g, r) < 1e-4 for g, r in zip(fast(x), ref))
+    assert fast.shapes == (first, check)
+
+
 def test_the_process_wide_switch_is_put_back_after_each_call(graph_f32):
     for before in (False, True):
         torch.jit.enable_onednn_fusion(before)

@@ -5,9 +5,12 @@ which builds its oneDNN primitive descriptor on each call: measured ~28 us per c
 even for a 4-channel 2x2 map, so ~9 ms of fixed cost over the ~300 convolutions of a forward, about what OpenVINO
 spends on a whole forward at 64x64. oneDNN Graph (``torch.jit.enable_onednn_fusion``) compiles each
 convolution with its bias, residual add and ReLU into a partition once per input shape and then only executes
-it. In fp32 that measured faster than the fused path wherever the maps are small: batch 8 at 224x224, 1.18x OpenVINO
-for w18_small_v2 and 1.05x for w18 against 0.99x and 0.94x by the fused path, in the same run (README, "Against
-ONNX Runtime and OpenVINO"). In bf16 it measured level with the fused path.
+it. Each input shape gets its own frozen graph, compiled on its first call: a graph compiled for one shape
+runs any other through per-partition fallbacks, and its residual adds then copy their identity map instead of
+summing into it in place (ONEDNN_VERBOSE, HRNetV2-W48 at 8x224x224 fp32: 129 such copies per forward before,
+14 after). Measured against OpenVINO in the same run (2026-12-05, ``--only``, 15 rounds at batch 1, 25 at
+batch 8): ahead in every width and precision at batch 1 at 512x1024 (1.03x-1.74x) and at batch 8 (1.02x-1.26x),
+except W48 in fp32 at batch 8, level at 1.00x (benchmarks/README.md).
 
 The route runs on TorchScript (``torch.jit.trace`` and ``torch.jit.freeze``), which torch 2.14 marks deprecated, and
 on a process-wide switch. So, as the fused path probes its private ops, :class:`OneDNNGraphModule` checks the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -35,6 +39,9 @@ _TRACE_SHAPE = (1, 64, 96)
 _CHECK_SHAPE = (2, 96, 64)
 # The profiling executor optimises a graph (and hands it to oneDNN Graph) after it has seen it run this often
 _WARM_RUNS = 3
+# Frozen graphs kept, one per input shape; the least recently used goes beyond this (each holds its compiled
+# partitions, and a server fed every image size would otherwise grow without bound)
+MAX_SHAPES = 8
 
 
 class GraphFusionError(RuntimeError):
@@ -54,6 +61,17 @@ def _fusion_on() -> Iterator[None]:
         yield
     finally:
         torch.jit.enable_onednn_fusion(before)
+
+
+@contextmanager
+def _quiet_jit() -> Iterator[None]:
+    """Tracing and freezing without their warnings: both are deprecated in torch 2.14, and the input checks'
+    Python comparisons are traced as constants; the check at another size and batch is what says the trace is
+    right."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', category=FutureWarning, message=r'.*torch\.jit')
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        yield
 
 
 def _count_partitions(nodes: Iterable[torch._C.Node]) -> int:
@@ -85,8 +103,9 @@ class OneDNNGraphModule(nn.Module):
     and run with oneDNN Graph fusion.
 
     Call it as the model itself: an (N, C, H, W) tensor in the model's dtype (fp32 or bf16) in, the model's tensor
-    or list of tensors out. Each new input shape is profiled and compiled over its first few calls. Calls take
-    turns, since the fusion switch is process-wide. Raises :class:`GraphFusionError` where the route does not work.
+    or list of tensors out. Each new input shape gets its own frozen graph, profiled and compiled on the first call
+    with that shape, which costs a few forwards; the graphs of the last :data:`MAX_SHAPES` shapes are kept. Calls
+    take turns, since the fusion switch is process-wide. Raises :class:`GraphFusionError` where the route does not work.
     """
 
     def __init__(self, folded: nn.Module) -> None:
@@ -98,20 +117,16 @@ class OneDNNGraphModule(nn.Module):
         if self.dtype not in TOLERANCE:
             raise ValueError(f"backend='onednn_graph' runs in torch.float32 or torch.bfloat16, not {self.dtype}")
         self._lock = threading.Lock()
+        self._graphs: OrderedDict[tuple[int, ...], torch.jit.ScriptModule] = OrderedDict()
         trace_input, check_input = self._example(*_TRACE_SHAPE, seed=0), self._example(*_CHECK_SHAPE, seed=1)
         with torch.no_grad():
             eager = folded(check_input)
             self.returns_list = isinstance(eager, (list, tuple))
             try:
-                with warnings.catch_warnings():
-                    # deprecated in torch 2.14, and the input checks' Python comparisons are traced as constants:
-                    # the check below, at another size and batch, is what says the trace is right
-                    warnings.filterwarnings('ignore', category=FutureWarning, message=r'.*torch\.jit')
-                    warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-                    self.graph = torch.jit.freeze(torch.jit.trace(_TupleOutput(folded).eval(), trace_input))
+                with _quiet_jit():
+                    self._traced = torch.jit.trace(_TupleOutput(folded).eval(), trace_input)
                 with self._lock, _fusion_on():
-                    for _ in range(_WARM_RUNS):
-                        got = self.graph(check_input)
+                    got = self._graph_for(check_input)(check_input)
                     optimized = torch.jit.last_executed_optimized_graph()
             except (RuntimeError, TypeError, ValueError) as err:
                 first = str(err).splitlines()[0] if str(err) else ''
@@ -128,6 +143,35 @@ class OneDNNGraphModule(nn.Module):
                 f'the traced model disagrees with the eager one in {self.dtype}: relative error {self.check_error:.2g}'
             )
 
+    def _graph_for(self, x: Tensor) -> torch.jit.ScriptModule:
+        """The frozen graph that serves inputs of ``x``'s shape, already optimised for it.
+
+        A shape not seen yet gets a graph frozen anew from the trace, and its profiling runs on ``x`` now (they
+        run unfused), so this call costs a few forwards and each later call at that shape runs the compiled
+        partitions. Why one graph per shape: the profiling executor compiles a graph's partitions for the shapes
+        it profiled and guards them on those; an input of another shape fails every guard and runs each
+        partition through a fallback function, compiled on its own (measured: HRNetV2-W48's four branches at
+        8x224x224 fp32, 561 -> 524 and 569 -> 493 ms in two pairs of processes, when profiled at the shape that
+        ran). A freeze shares the trace's weights and takes ~0.3 s for W48.
+        """
+        shape = tuple(x.shape)
+        graph = self._graphs.get(shape)
+        if graph is None:
+            with _quiet_jit():
+                graph = torch.jit.freeze(self._traced)
+            for _ in range(_WARM_RUNS - 1):
+                graph(x)
+            self._graphs[shape] = graph
+            while len(self._graphs) > MAX_SHAPES:
+                self._graphs.popitem(last=False)
+        self._graphs.move_to_end(shape)
+        return graph
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The input shapes that have a frozen graph kept, least recently used first."""
+        return tuple(self._graphs)
+
     def _example(self, batch: int, height: int, width: int, seed: int) -> Tensor:
         x = torch.randn(batch, self.in_chans, height, width, generator=torch.Generator().manual_seed(seed))
         return x.to(self.dtype).contiguous(memory_format=torch.channels_last)
@@ -140,7 +184,7 @@ class OneDNNGraphModule(nn.Module):
         # the graph was traced on NHWC memory; its fused partitions are guarded on those strides
         x = x.contiguous(memory_format=torch.channels_last)
         with self._lock, _fusion_on(), torch.no_grad():
-            out = self.graph(x)
+            out = self._graph_for(x)(x)
         return list(out) if self.returns_list else out[0]
 
     def extra_repr(self) -> str:

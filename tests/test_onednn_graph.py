@@ -133,6 +133,80 @@ def test_bf16_matches_eager_within_2e2_and_returns_bf16(backbone):
     assert 1e-6 < max(errors) < 2e-2  # it really computed in bf16, and closely
 
 
+def _bmm_nodes(graph: torch._C.Graph) -> int:
+    """``aten::bmm`` nodes of a graph and its blocks: one per convolution computed by Winograd (its 36 products)."""
+    count = 0
+    for node in graph.nodes():
+        count += node.kind() == 'aten::bmm'
+        count += sum(_bmm_nodes(block) for block in node.blocks())
+    return count
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 128, 192), (2, 3, 130, 98)])  # whole tiles, and partial ones cropped
+def test_winograd_in_the_graph_matches_eager(backbone, shape):
+    fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', winograd=True)
+    # w18_small_v1's widest branch (128 channels) has the four 3x3 convolutions Winograd computes
+    assert len(fast._candidates) == 4 and all('branches.3' in name for name in fast._candidates)
+    x = _image(*shape)
+    with torch.no_grad():
+        ref = backbone(x)
+    for _ in range(4):
+        got = fast(x)
+        assert all(_rel(g, r) < 1e-4 for g, r in zip(got, ref))
+    assert fast.winograd_by_shape[shape] == tuple(fast._candidates)
+    assert _bmm_nodes(torch.jit.last_executed_optimized_graph()) == 4
+
+
+def test_winograd_off_in_bf16_and_when_asked(backbone):
+    for fast in (
+        hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', winograd=False),
+        hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', dtype=torch.bfloat16, winograd=True),
+    ):
+        x = _image(1, 3, 128, 192).to(fast.dtype)
+        fast(x)
+        assert not fast._candidates and fast.winograd_by_shape[tuple(x.shape)] == ()
+        assert _bmm_nodes(torch.jit.last_executed_optimized_graph()) == 0
+
+
+@pytest.mark.parametrize(
+    'answers, winograd',
+    [((True, True), True), ((True, False), False), ((False,), False)],
+    ids=['conv-and-graph-faster', 'conv-faster-graph-not', 'conv-not-faster'],
+)
+def test_winograd_by_default_where_both_the_convolution_and_the_graph_timed_faster(
+    backbone, monkeypatch, answers, winograd
+):
+    """The default times each (input, weight) shape pair of the candidates alone, then, where Winograd won, the
+    whole graph with and without it, and keeps the faster; every timed pair computes the same thing."""
+    timed, script = [], []
+
+    def decide(direct, winograd, rounds: int = 3) -> bool:
+        timed.append(direct.func)
+        for a, b in zip(_as_tuple(winograd()), _as_tuple(direct())):
+            assert _rel(a, b) < 1e-4
+        return script.pop(0) if script else False
+
+    monkeypatch.setattr(onednn_graph, 'winograd_is_faster', decide)
+    fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph')  # the check's shape: direct
+    assert timed and fast.winograd is None
+    timed.clear()
+    script.extend(answers)
+    x = _image(1, 3, 128, 192)
+    with torch.no_grad():
+        ref = backbone(x)
+    got = fast(x)
+    assert all(_rel(g, r) < 1e-4 for g, r in zip(got, ref))
+    # one convolution shape (the four candidates share it), then the two whole graphs where it won
+    assert len(timed) == len(answers) and isinstance(timed[0], nn.Conv2d)
+    assert all(isinstance(f, torch.jit.ScriptModule) for f in timed[1:])
+    assert fast.winograd_by_shape[tuple(x.shape)] == (tuple(fast._candidates) if winograd else ())
+    assert _bmm_nodes(torch.jit.last_executed_optimized_graph()) == (4 if winograd else 0)
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
 def _fell_back(fast: nn.Module, backbone: nn.Module) -> None:
     """``fast`` is backend='torch''s fused model, and right."""
     assert not isinstance(fast, OneDNNGraphModule)
@@ -187,7 +261,7 @@ def test_a_tracing_failure_falls_back(backbone, monkeypatch):
     _fell_back(fast, backbone)
 
 
-@pytest.mark.parametrize('option', [dict(fuse_ops=True), dict(winograd=True), dict(channels_last=False)])
+@pytest.mark.parametrize('option', [dict(fuse_ops=True), dict(channels_last=False)])
 def test_torch_only_options_are_refused(backbone, option):
     with pytest.raises(ValueError, match="options of backend='torch'"):
         hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', **option)

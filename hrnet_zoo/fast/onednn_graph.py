@@ -1,16 +1,26 @@
 """``optimize_for_inference(model, backend='onednn_graph')``: the folded model traced and run by torch's oneDNN Graph.
 
-Why: every convolution of the fused path (:mod:`.conv`) goes through ``torch.ops.mkldnn._convolution_pointwise``,
-which builds its oneDNN primitive descriptor on each call: measured ~28 us per call on the 2-core AVX-512 machine
-even for a 4-channel 2x2 map, so ~9 ms of fixed cost over the ~300 convolutions of a forward, about what OpenVINO
-spends on a whole forward at 64x64. oneDNN Graph (``torch.jit.enable_onednn_fusion``) compiles each
-convolution with its bias, residual add and ReLU into a partition once per input shape and then only executes
-it. Each input shape gets its own frozen graph, compiled on its first call: a graph compiled for one shape
-runs any other through per-partition fallbacks, and its residual adds then copy their identity map instead of
-summing into it in place (ONEDNN_VERBOSE, HRNetV2-W48 at 8x224x224 fp32: 129 such copies per forward before,
-14 after). Measured against OpenVINO in the same run (2026-12-05, ``--only``, 15 rounds at batch 1, 25 at
-batch 8): ahead in every width and precision at batch 1 at 512x1024 (1.03x-1.74x) and at batch 8 (1.02x-1.26x),
-except W48 in fp32 at batch 8, level at 1.00x (benchmarks/README.md).
+Why: every convolution of the fused path (:mod:`.conv`) goes through ``torch.ops.mkldnn._convolution_pointwise``, which
+builds its oneDNN primitive descriptor on each call: measured ~28 us per call on the 2-core AVX-512 machine even for a
+4-channel 2x2 map, so ~9 ms of fixed cost over the ~300 convolutions of a forward, about what OpenVINO spends on a whole
+forward at 64x64. oneDNN Graph (``torch.jit.enable_onednn_fusion``) compiles each convolution with its bias, residual
+add and ReLU into a partition once per input shape and then only executes it. Each input shape gets its own frozen
+graph, compiled on its first call: a graph compiled for one shape runs any other through per-partition fallbacks, and
+its residual adds then copy their identity map instead of summing into it in place (ONEDNN_VERBOSE, HRNetV2-W48 at
+8x224x224 fp32: 129 such copies per forward before, 14 after). Measured against OpenVINO in the same run (2026-12-05,
+AMD EPYC VM without AMX, ``--only``, 15 rounds at batch 1, 25 at batch 8): ahead in every width and precision at batch 1
+at 512x1024 (1.03x-1.74x) and at batch 8 (1.02x-1.26x), except W48 in fp32 at batch 8, level at 1.00x
+(benchmarks/README.md).
+
+In fp32, the wide 3x3 convolutions (:func:`.winograd.suits`) may run by Winograd F(4x4, 3x3) inside the graph
+(:class:`.winograd.WinogradConv2d`, traced as plain ATen ops): oneDNN's direct fp32 convolutions already run at
+this machine's fp32 peak, so fewer multiplications are the one way left to be faster. Which wins depends on the CPU
+and the shape, so by default (``winograd=None``) each new input shape times each candidate's (input, weight) shape
+pair alone, and where Winograd won, the whole graph with and without it; the faster graph is kept
+(:attr:`OneDNNGraphModule.winograd_by_shape` says which convolutions it runs by Winograd). Measured on the 2-core
+AVX-512/AMX machine, 2026-12-06, fp32, against OpenVINO in the same loop: HRNetV2-W48's branches at 8x224x224
+1.00x -> 1.07x, at 1x512x1024 0.99x -> 1.15x; W18 at 8x224x224 keeps the direct graph (Winograd 1.00x there
+against 1.03x without).
 
 The route runs on TorchScript (``torch.jit.trace`` and ``torch.jit.freeze``), which torch 2.14 marks deprecated, and
 on a process-wide switch. So, as the fused path probes its private ops, :class:`OneDNNGraphModule` checks the
@@ -26,11 +36,14 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
 from ._onednn import TOLERANCE, relative_error
+from .conv import winograd_is_faster
+from .winograd import WinogradConv2d, suits
 
 __all__ = ['OneDNNGraphModule', 'GraphFusionError', 'available']
 
@@ -87,6 +100,39 @@ def _as_list(out: Tensor | list[Tensor] | tuple[Tensor, ...]) -> list[Tensor]:
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
+def _winograd_candidates(model: nn.Module) -> dict[str, nn.Conv2d]:
+    """The convolutions of ``model`` that Winograd F(4x4, 3x3) computes (fp32, 3x3, stride 1, wide), by name."""
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d)
+        and m.padding_mode == 'zeros'
+        and suits(m.weight, m.stride, m.padding, m.dilation, m.groups)
+    }
+
+
+def _conv_input_shapes(model: nn.Module, x: Tensor, convs: dict[str, nn.Conv2d]) -> dict[str, tuple[int, ...]]:
+    """The input shape of each of ``convs`` in a forward of ``model`` on ``x``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str, _: nn.Module, args: tuple[Tensor, ...]) -> None:  # None: the call's input is unchanged
+        shapes.setdefault(name, tuple(args[0].shape))
+
+    hooks = [conv.register_forward_pre_hook(partial(record, name)) for name, conv in convs.items()]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition('.')
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
 class _TupleOutput(nn.Module):
     """The model with a list output returned as a tuple, which ``torch.jit.trace`` accepts."""
 
@@ -108,7 +154,7 @@ class OneDNNGraphModule(nn.Module):
     take turns, since the fusion switch is process-wide. Raises :class:`GraphFusionError` where the route does not work.
     """
 
-    def __init__(self, folded: nn.Module) -> None:
+    def __init__(self, folded: nn.Module, winograd: bool | None = None) -> None:
         super().__init__()
         if not available():
             raise GraphFusionError('this torch has no oneDNN Graph fusion (torch.jit.enable_onednn_fusion)')
@@ -118,13 +164,18 @@ class OneDNNGraphModule(nn.Module):
             raise ValueError(f"backend='onednn_graph' runs in torch.float32 or torch.bfloat16, not {self.dtype}")
         self._lock = threading.Lock()
         self._graphs: OrderedDict[tuple[int, ...], torch.jit.ScriptModule] = OrderedDict()
+        # the Winograd candidates, by module name; not a submodule, so the folded model is not registered twice
+        self._folded = [_TupleOutput(folded).eval()]
+        self.winograd = winograd
+        self._candidates = {} if winograd is False else _winograd_candidates(self._folded[0])
+        self._winograds: dict[str, WinogradConv2d] = {}  # built on first use, then shared by every trace
+        self.winograd_by_shape: OrderedDict[tuple[int, ...], tuple[str, ...]] = OrderedDict()
         trace_input, check_input = self._example(*_TRACE_SHAPE, seed=0), self._example(*_CHECK_SHAPE, seed=1)
         with torch.no_grad():
             eager = folded(check_input)
             self.returns_list = isinstance(eager, (list, tuple))
             try:
-                with _quiet_jit():
-                    self._traced = torch.jit.trace(_TupleOutput(folded).eval(), trace_input)
+                self._traced = self._trace(trace_input, ())
                 with self._lock, _fusion_on():
                     got = self._graph_for(check_input)(check_input)
                     optimized = torch.jit.last_executed_optimized_graph()
@@ -157,15 +208,77 @@ class OneDNNGraphModule(nn.Module):
         shape = tuple(x.shape)
         graph = self._graphs.get(shape)
         if graph is None:
-            with _quiet_jit():
-                graph = torch.jit.freeze(self._traced)
-            for _ in range(_WARM_RUNS - 1):
-                graph(x)
-            self._graphs[shape] = graph
+            chosen = self._winograd_choice(x)
+            if chosen and self.winograd:
+                graph = self._compile(x, chosen)
+            else:
+                graph = self._compile(x, ())
+                if chosen:
+                    # each convolution was timed alone; in the whole graph Winograd also gives up the fused
+                    # epilogue and streams 4x the weights, so the two graphs are timed whole, and the faster kept
+                    with_winograd = self._compile(x, chosen)
+                    if winograd_is_faster(partial(graph, x), partial(with_winograd, x)):
+                        graph = with_winograd
+                    else:
+                        chosen = ()
+            self._graphs[shape], self.winograd_by_shape[shape] = graph, chosen
             while len(self._graphs) > MAX_SHAPES:
-                self._graphs.popitem(last=False)
+                self.winograd_by_shape.pop(self._graphs.popitem(last=False)[0])
         self._graphs.move_to_end(shape)
+        self.winograd_by_shape.move_to_end(shape)
         return graph
+
+    def _compile(self, x: Tensor, winograd: tuple[str, ...]) -> torch.jit.ScriptModule:
+        """A frozen graph for ``x``'s shape (Winograd for the convolutions named), its profiling runs done."""
+        traced = self._trace(x, winograd) if winograd else self._traced
+        with _quiet_jit():
+            graph = torch.jit.freeze(traced)
+        for _ in range(_WARM_RUNS - 1):
+            graph(x)
+        return graph
+
+    def _trace(self, x: Tensor, winograd: tuple[str, ...]) -> torch.jit.ScriptModule:
+        """The folded model traced on ``x``, with the convolutions named in ``winograd`` computed by Winograd.
+
+        A trace with Winograd is made for its own input shape: the tiling (tile counts, the crop of partial
+        tiles) is recorded for that shape.
+        """
+        model = self._folded[0]
+        originals = {name: model.get_submodule(name) for name in winograd}
+        try:
+            for name in winograd:
+                _set_submodule(model, name, self._winograd(name))
+            with _quiet_jit():
+                return torch.jit.trace(model, x, check_trace=False)
+        finally:
+            for name, conv in originals.items():
+                _set_submodule(model, name, conv)
+
+    def _winograd(self, name: str) -> WinogradConv2d:
+        module = self._winograds.get(name)
+        if module is None:
+            module = self._winograds[name] = WinogradConv2d.from_conv(self._candidates[name])
+        return module
+
+    def _winograd_choice(self, x: Tensor) -> tuple[str, ...]:
+        """The candidate convolutions that run by Winograd for inputs of ``x``'s shape: all of them with
+        ``winograd=True``; with None, those whose (input shape, weight shape) timed faster by Winograd than by
+        oneDNN's direct convolution, once per such pair (which wins depends on the CPU: :mod:`.conv`)."""
+        if not self._candidates:
+            return ()
+        if self.winograd:
+            return tuple(self._candidates)
+        keys = {  # the timing depends on the shapes only, so each (input, weight) shape pair is timed once
+            name: (shape, tuple(self._candidates[name].weight.shape))
+            for name, shape in _conv_input_shapes(self._folded[0], x, self._candidates).items()
+        }
+        faster: dict[tuple[tuple[int, ...], tuple[int, ...]], bool] = {}
+        for name, key in keys.items():
+            if key not in faster:
+                sample = torch.randn(key[0], dtype=x.dtype).contiguous(memory_format=torch.channels_last)
+                direct, winograd = partial(self._candidates[name], sample), partial(self._winograd(name), sample)
+                faster[key] = winograd_is_faster(direct, winograd)
+        return tuple(name for name, key in keys.items() if faster[key])
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -188,4 +301,4 @@ class OneDNNGraphModule(nn.Module):
         return list(out) if self.returns_list else out[0]
 
     def extra_repr(self) -> str:
-        return f'dtype={self.dtype}, fused_partitions={self.fused_partitions}'
+        return f'dtype={self.dtype}, fused_partitions={self.fused_partitions}, winograd={self.winograd}'

@@ -347,8 +347,9 @@ def optimize_for_inference(
         winograd: the fp32 3x3 stride-1 convolutions with at least 96 input and output channels by Winograd
             F(4x4, 3x3) (:mod:`hrnet_zoo.fast.winograd`): True for every input shape; None (the default, with
             ``fuse_ops`` in fp32) per input shape where it timed faster than the direct convolution on the first
-            call with that shape (which one wins depends on the CPU); False never. Fewer multiplications,
-            different rounding (~3e-6 relative per convolution).
+            call with that shape (which one wins depends on the CPU; with backend='onednn_graph', the whole graph
+            is timed with and without it too); False never. Fewer multiplications, different rounding (~3e-6
+            relative per convolution).
         inplace: optimise ``model`` itself instead of a deep copy.
         reuse_memory: call :func:`hrnet_zoo.fast.memory.reuse_freed_memory`: from then on, for the whole process,
             glibc's malloc keeps freed memory for reuse, so each forward does not fault in fresh pages for its
@@ -359,15 +360,16 @@ def optimize_for_inference(
             fusion behind a :class:`~hrnet_zoo.fast.onednn_graph.OneDNNGraphModule`, which compiles each
             convolution with its epilogue once per input shape (no per-call primitive set-up); checked against
             the eager model at optimisation time, and where that fails, a RuntimeWarning says why and
-            backend='torch' runs instead. It runs on TorchScript, deprecated in torch 2.14. 'openvino': export
+            backend='torch' runs instead; ``winograd`` as above, inside the graph. It runs on TorchScript,
+            deprecated in torch 2.14. 'openvino': export
             ``model`` to ONNX,
             check it against eager PyTorch, and run it in OpenVINO's CPU runtime in ``dtype``'s precision
             (fp32 or bf16) behind an :class:`~hrnet_zoo.fast.openvino_backend.OpenVINOModule`, which takes and
             returns torch tensors; ``model`` is left as it is. Which route is faster depends on the width, the
             batch and the CPU (README, "Against ONNX Runtime and OpenVINO"). Needs the ``openvino`` extra;
             ``channels_last``, ``fuse_ops``, ``winograd``, ``inplace`` and ``reuse_memory`` are the torch
-            backend's (OpenVINO plans and keeps its own buffers); 'onednn_graph' takes ``inplace`` and
-            ``reuse_memory`` too.
+            backend's (OpenVINO plans and keeps its own buffers); 'onednn_graph' takes ``inplace``,
+            ``winograd`` and ``reuse_memory`` too.
 
     Returns the optimised module (in eval mode, gradients off). It is not trainable and not meant for
     ``state_dict`` round trips; keep the original for those.
@@ -381,11 +383,11 @@ def optimize_for_inference(
             raise ValueError("fuse_ops, winograd, inplace and reuse_memory are options of backend='torch'")
         return OpenVINOModule(model, PRECISIONS[dtype or torch.float32])
     if backend == 'onednn_graph':
-        if fuse_ops or winograd or not channels_last:
-            raise ValueError("fuse_ops, winograd and channels_last=False are options of backend='torch'")
+        if fuse_ops or not channels_last:
+            raise ValueError("fuse_ops and channels_last=False are options of backend='torch'")
         folded = optimize_for_inference(model, dtype=dtype, fuse_ops=False, inplace=inplace, reuse_memory=reuse_memory)
         try:
-            return OneDNNGraphModule(folded)
+            return OneDNNGraphModule(folded, winograd=winograd)
         except GraphFusionError as err:
             warnings.warn(
                 f"optimize_for_inference: backend='onednn_graph' is off ({err}); running backend='torch' instead",

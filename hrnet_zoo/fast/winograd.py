@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ['Winograd3x3', 'MIN_CHANNELS', 'suits']
+__all__ = ['Winograd3x3', 'WinogradConv2d', 'MIN_CHANNELS', 'suits']
 
 MIN_CHANNELS = 96  # both input and output channels; below this the direct convolution measured as fast or faster
 
@@ -49,7 +49,8 @@ _AT = [
 ]
 
 
-def suits(weight: Tensor, stride: list[int], padding: list[int], dilation: list[int], groups: int) -> bool:
+def suits(weight: Tensor, stride: list[int] | tuple[int, ...], padding: list[int] | tuple[int, ...] | str,
+          dilation: list[int] | tuple[int, ...], groups: int) -> bool:  # fmt: skip
     """Whether a convolution is one this module computes, and one where it measured faster (fp32, CPU)."""
     out_channels, in_channels, kh, kw = weight.shape
     return (
@@ -129,3 +130,25 @@ class Winograd3x3:
         else:
             target.copy_(y)
         return out
+
+
+class WinogradConv2d(nn.Module):
+    """A module that computes a 3x3 stride-1 Conv2d (with its bias) by :class:`Winograd3x3`, on channels_last input.
+
+    It stands in for the ``nn.Conv2d`` in a model that ``torch.jit.trace`` records (the oneDNN Graph route,
+    :mod:`.onednn_graph`): the trace then holds the transforms and the batched product as plain ATen ops. The
+    transformed weights are built once and shared by every trace that uses them.
+    """
+
+    def __init__(self, winograd: Winograd3x3) -> None:
+        super().__init__()
+        self.winograd = winograd
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> WinogradConv2d:
+        if not suits(conv.weight, conv.stride, conv.padding, conv.dilation, conv.groups):
+            raise ValueError(f'Winograd F(4x4, 3x3) does not compute {conv}')
+        return cls(Winograd3x3(conv.weight, conv.bias))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.winograd(x.contiguous(memory_format=torch.channels_last))

@@ -17,10 +17,10 @@ In fp32, the wide 3x3 convolutions (:func:`.winograd.suits`) may run by Winograd
 this machine's fp32 peak, so fewer multiplications are the one way left to be faster. Which wins depends on the CPU
 and the shape, so by default (``winograd=None``) each new input shape times each candidate's (input, weight) shape
 pair alone, and where Winograd won, the whole graph with and without it; the faster graph is kept
-(:attr:`OneDNNGraphModule.winograd_by_shape` says which convolutions it runs by Winograd). Measured on the 2-core
-AVX-512/AMX machine, 2026-12-06, fp32, against OpenVINO in the same loop: HRNetV2-W48's branches at 8x224x224
-1.00x -> 1.07x, at 1x512x1024 0.99x -> 1.15x; W18 at 8x224x224 keeps the direct graph (Winograd 1.00x there
-against 1.03x without).
+(:attr:`OneDNNGraphModule.winograd_by_shape` says which convolutions it runs by Winograd). Measured with
+``hrnet-zoo bench`` on the 2-core AVX-512/AMX machine, 2026-12-06, fp32, against OpenVINO in the same loop:
+HRNetV2-W48's branches at 1x512x1024 0.99x -> 1.12x, at 8x224x224 0.98x -> 1.04x (1.02x over 25 rounds); W18 at
+8x224x224 keeps the direct graph, as its 144-channel convolutions are faster by Winograd alone but not in the graph.
 
 The route runs on TorchScript (``torch.jit.trace`` and ``torch.jit.freeze``), which torch 2.14 marks deprecated, and
 on a process-wide switch. So, as the fused path probes its private ops, :class:`OneDNNGraphModule` checks the

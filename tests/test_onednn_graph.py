@@ -201,6 +201,7 @@ def test_winograd_by_default_where_both_the_convolution_and_the_graph_timed_fast
     assert all(isinstance(f, torch.jit.ScriptModule) for f in timed[1:])
     assert fast.winograd_by_shape[tuple(x.shape)] == (tuple(fast._candidates) if winograd else ())
     assert _bmm_nodes(torch.jit.last_executed_optimized_graph()) == (4 if winograd else 0)
+    assert sorted(fast._winograds) == (sorted(fast._candidates) if winograd else [])  # unused weights are let go
 
 
 def _as_tuple(out):

@@ -224,6 +224,9 @@ class OneDNNGraphModule(nn.Module):
             self._graphs[shape], self.winograd_by_shape[shape] = graph, chosen
             while len(self._graphs) > MAX_SHAPES:
                 self.winograd_by_shape.pop(self._graphs.popitem(last=False)[0])
+            # transformed weights are 4x the convolution's: keep only those a kept graph runs (W48: ~0.9 GB)
+            used = {name for names in self.winograd_by_shape.values() for name in names}
+            self._winograds = {name: m for name, m in self._winograds.items() if name in used}
         self._graphs.move_to_end(shape)
         self.winograd_by_shape.move_to_end(shape)
         return graph

@@ -164,7 +164,8 @@ class OneDNNGraphModule(nn.Module):
             raise ValueError(f"backend='onednn_graph' runs in torch.float32 or torch.bfloat16, not {self.dtype}")
         self._lock = threading.Lock()
         self._graphs: OrderedDict[tuple[int, ...], torch.jit.ScriptModule] = OrderedDict()
-        # the Winograd candidates, by module name; not a submodule, so the folded model is not registered twice
+        # the folded model, traced again where Winograd is chosen; in a list, so it is not registered as a
+        # submodule beside the trace that already holds its weights
         self._folded = [_TupleOutput(folded).eval()]
         self.winograd = winograd
         self._candidates = {} if winograd is False else _winograd_candidates(self._folded[0])

@@ -361,9 +361,8 @@ def optimize_for_inference(
             convolution with its epilogue once per input shape (no per-call primitive set-up); checked against
             the eager model at optimisation time, and where that fails, a RuntimeWarning says why and
             backend='torch' runs instead; ``winograd`` as above, inside the graph. It runs on TorchScript,
-            deprecated in torch 2.14. 'openvino': export
-            ``model`` to ONNX,
-            check it against eager PyTorch, and run it in OpenVINO's CPU runtime in ``dtype``'s precision
+            deprecated in torch 2.14. 'openvino': export ``model`` to ONNX, check it against eager PyTorch,
+            and run it in OpenVINO's CPU runtime in ``dtype``'s precision
             (fp32 or bf16) behind an :class:`~hrnet_zoo.fast.openvino_backend.OpenVINOModule`, which takes and
             returns torch tensors; ``model`` is left as it is. Which route is faster depends on the width, the
             batch and the CPU (README, "Against ONNX Runtime and OpenVINO"). Needs the ``openvino`` extra;

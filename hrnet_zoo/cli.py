@@ -13,17 +13,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import bench, bench_tasks
+from .bench import harness as bench
+from .bench import tasks as bench_tasks
 from .demo import run_demo
 from .export import FORMATS, ExportError, check_export_target, export_model, load_for_export
-from .hub.client import publish
-from .hub.release import FAILED, LOCK_PATH, release, summary_table
+from .files import write_atomically
+from .publish.cards import write_cards
+from .publish.client import publish
+from .publish.convert import convert_checkpoint
+from .publish.release import FAILED, LOCK_PATH, release, summary_table
 from .specs import ARCHS
 from .stats import arch_stats
 from .tasks.inputs import load_image
-from .tasks.predict import build_model, check_request, check_task, predict_image, write_atomically
-from .weights.cards import write_cards
-from .weights.convert import convert_checkpoint
+from .tasks.predict import build_model, check_request, check_task, predict_image
 from .weights.manifest import MANIFEST, default_tag
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import timm
 import torch
 
-from .hub.client import check_folder, publish
 from .hub.server import HubServer
-from .weights.convert import convert_checkpoint
+from .publish.client import check_folder, publish
+from .publish.convert import convert_checkpoint
+from .specs import get_spec
 from .weights.manifest import get_record
 
 __all__ = ['run_demo']
@@ -32,8 +33,7 @@ def _official_checkpoint(model_name: str, path: Path) -> None:
     the ``model.`` prefix of the official FullModel, detection ones mmdetection's names.
     """
     record = get_record(model_name)
-    timm_name = 'hrnet_w18_small' if record.width == 'w18_small_v1' else f'hrnet_{record.width}'
-    state = timm.create_model(timm_name).state_dict()  # official keys, with the ImageNet head
+    state = timm.create_model(get_spec(record.width).timm_name).state_dict()  # official keys, with the ImageNet head
     if not record.backbone_only:  # ImageNet releases carry only the classification head
         torch.manual_seed(0)
         fresh = timm.create_model(record.arch, num_classes=record.num_classes)

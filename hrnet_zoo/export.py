@@ -24,7 +24,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from .models import create_hrnet
+from .models.builder import create_hrnet
 from .specs import parse_arch
 
 __all__ = ['ExportError', 'ExportResult', 'FORMATS', 'check_export_target', 'export_model', 'load_for_export']

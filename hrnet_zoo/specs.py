@@ -1,12 +1,15 @@
-"""The nine HRNet widths and the paper's heads, as data: the bottom layer every other module reads.
+"""The nine HRNet widths, the backbone families and the paper's heads, as data: the bottom layer every other
+module reads.
 
 Stage layouts follow the official HRNet-Image-Classification configs (``cls_hrnet_*.yaml``), which the
 segmentation, pose and detection releases share. Only the channel lists and the small models' module
-and block counts differ between widths, so every width is a :class:`HRNetSpec` value, not a code path.
+and block counts differ between widths, so every width is a :class:`HRNetSpec` value, not a code path. A width
+names its backbone family (:data:`FAMILIES`: today HRNet alone) and timm's name for the same backbone.
 
 What a head is (its state_dict prefix, classifier, default class count, task, display name, card text) is one
 :class:`HeadSpec` in :data:`HEADS`; the models, the weights manifest, the converter, the file checks, the cards
-and the publisher read it from there. An architecture name is ``hrnet<head>_<width>`` (``hrnetv2p_w32``,
+and the publisher read it from there; the head's modules and model class live in its own file,
+``hrnet_zoo/models/heads/<name>.py``. An architecture name is ``hrnet<head>_<width>`` (``hrnetv2p_w32``,
 ``hrnetv2_ocr_w48``).
 """
 
@@ -18,7 +21,10 @@ from dataclasses import dataclass
 __all__ = [
     'StageSpec',
     'HRNetSpec',
+    'FamilySpec',
     'HeadSpec',
+    'DECODERS',
+    'FAMILIES',
     'WIDTHS',
     'HEADS',
     'ARCHS',
@@ -51,7 +57,9 @@ class HRNetSpec:
     stage2: StageSpec
     stage3: StageSpec
     stage4: StageSpec
+    timm_name: str  # timm's own architecture with this backbone (its ImageNet weights are read from there)
     stem_width: int = 64
+    family: str = 'hrnet'  # a key of FAMILIES
 
     @property
     def stages(self) -> tuple[StageSpec, StageSpec, StageSpec]:
@@ -71,6 +79,7 @@ def _standard(width: int) -> HRNetSpec:
         stage2=StageSpec(1, (4, 4), c[:2]),
         stage3=StageSpec(4, (4, 4, 4), c[:3]),
         stage4=StageSpec(3, (4, 4, 4, 4), c),
+        timm_name=f'hrnet_w{width}',
     )
 
 
@@ -81,6 +90,7 @@ WIDTHS: dict[str, HRNetSpec] = {
         stage2=StageSpec(1, (2, 2), (16, 32)),
         stage3=StageSpec(1, (2, 2, 2), (16, 32, 64)),
         stage4=StageSpec(1, (2, 2, 2, 2), (16, 32, 64, 128)),
+        timm_name='hrnet_w18_small',  # timm spells this one without the _v1
     ),
     # small_v2 (mmseg's "hr18s"): two 64-plane bottlenecks, 2 blocks per branch, 1/3/2 modules
     'w18_small_v2': HRNetSpec(
@@ -88,8 +98,24 @@ WIDTHS: dict[str, HRNetSpec] = {
         stage2=StageSpec(1, (2, 2), (18, 36)),
         stage3=StageSpec(3, (2, 2, 2), (18, 36, 72)),
         stage4=StageSpec(2, (2, 2, 2, 2), (18, 36, 72, 144)),
+        timm_name='hrnet_w18_small_v2',
     ),
     **{f'w{w}': _standard(w) for w in (18, 30, 32, 40, 44, 48, 64)},
+}
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A backbone family: its display name and its widths. A second family (Lite-HRNet) adds a row here and its
+    own backbone file, not branches in this one's."""
+
+    name: str
+    display_name: str
+    widths: tuple[str, ...]
+
+
+FAMILIES: dict[str, FamilySpec] = {
+    'hrnet': FamilySpec('hrnet', 'HRNet', tuple(w for w, spec in WIDTHS.items() if spec.family == 'hrnet')),
 }
 
 
@@ -107,7 +133,9 @@ class HeadSpec:
 
     name: str  # as in the architecture names: 'v1' -> hrnetv1_<width>
     display_name: str  # 'HRNetV1'
-    task: str  # the task its released weights solve (Hub task names)
+    task: str  # the task its released weights solve by default (Hub task names); a record may say otherwise
+    # how its output becomes an answer (a key of DECODERS); the tasks layer dispatches on it, never on `task`
+    decoder: str
     # the head's attributes, hence its state_dict prefixes: official key names
     modules: tuple[str, ...]
     part: str  # how errors name it: 'pose head'
@@ -135,11 +163,16 @@ class HeadSpec:
         return f'{self.part} ({", ".join(self.modules)})'
 
 
+# What a head's output is, and so how the tasks layer reads it: top-down keypoint heatmaps, per-pixel class logits,
+# or a feature pyramid that a detector reads (nothing to decode here).
+DECODERS = ('topdown_heatmaps', 'segmentation_logits', 'feature_pyramid')
+
 HEADS: dict[str, HeadSpec] = {
     'v1': HeadSpec(
         name='v1',
         display_name='HRNetV1',
         task='keypoint-detection',
+        decoder='topdown_heatmaps',
         modules=('final_layer',),
         part='pose head',
         default_num_classes=17,
@@ -153,6 +186,7 @@ HEADS: dict[str, HeadSpec] = {
         name='v2',
         display_name='HRNetV2',
         task='image-segmentation',
+        decoder='segmentation_logits',
         modules=('last_layer',),
         part='segmentation head',
         default_num_classes=19,
@@ -167,6 +201,7 @@ HEADS: dict[str, HeadSpec] = {
         name='v2p',
         display_name='HRNetV2p',
         task='object-detection',
+        decoder='feature_pyramid',
         modules=('neck',),
         part='HRFPN neck',
         default_num_classes=0,
@@ -181,6 +216,7 @@ HEADS: dict[str, HeadSpec] = {
         name='v2_ocr',
         display_name='HRNetV2-OCR',
         task='image-segmentation',
+        decoder='segmentation_logits',
         modules=('aux_head', 'conv3x3_ocr', 'ocr_distri_head', 'cls_head'),  # ocr_gather_head has no tensors
         part='OCR head',
         default_num_classes=19,
@@ -198,8 +234,8 @@ HEADS: dict[str, HeadSpec] = {
     ),
 }
 
-# Every architecture: hrnetv1_*, hrnetv2_*, hrnetv2p_*, then hrnetv2_ocr_*, each over the nine widths.
-ARCHS: tuple[str, ...] = tuple(f'hrnet{head}_{width}' for head in HEADS for width in WIDTHS)
+# Every architecture: hrnetv1_*, hrnetv2_*, hrnetv2p_*, then hrnetv2_ocr_*, each over the family's widths.
+ARCHS: tuple[str, ...] = tuple(f'hrnet{head}_{width}' for head in HEADS for width in FAMILIES['hrnet'].widths)
 
 
 def get_head(name: str) -> HeadSpec:

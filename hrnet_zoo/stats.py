@@ -21,7 +21,7 @@ import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import registry  # noqa: F401  (registers the architectures that timm.create_model builds here)
+from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
 from .weights import counts
 from .weights.manifest import MANIFEST
 

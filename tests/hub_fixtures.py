@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from hrnet_zoo.hub._faults import FaultyHubServer
+    from hub_faults import FaultyHubServer
 
 # Read by huggingface_hub at import. Short timeouts keep the stall fault tests fast; the client retries the metadata
 # call with a 60 s timeout, so slow-but-alive servers still work.
@@ -62,7 +62,7 @@ def _free_port() -> int:
 def start_session_hub(tmp_root: Path) -> FaultyHubServer:
     """Start the session server with its data under ``tmp_root`` and point the huggingface_hub env vars at it.
 
-    It is a :class:`~hrnet_zoo.hub._faults.FaultyHubServer`, so tests can make it fail on request.
+    It is a :class:`~hub_faults.FaultyHubServer`, so tests can make it fail on request.
 
     Must run before huggingface_hub is imported. Calling it again returns the running server.
     """
@@ -78,7 +78,7 @@ def start_session_hub(tmp_root: Path) -> FaultyHubServer:
     os.environ.update(HUB_ENV, HF_ENDPOINT=f'http://127.0.0.1:{port}', HF_HOME=str(tmp_root / 'hf_home'))
     for name in _UNSET_ENV:
         os.environ.pop(name, None)
-    from hrnet_zoo.hub._faults import FaultyHubServer
+    from hub_faults import FaultyHubServer
 
     _session = FaultyHubServer(tmp_root / 'hub', port=port).start()
     atexit.register(_session.stop)

@@ -1,4 +1,4 @@
-"""``hrnet-zoo bench --profile`` (:mod:`hrnet_zoo.bench_profile`): per-op rows of ours (torch.profiler) and of
+"""``hrnet-zoo bench --profile`` (:mod:`hrnet_zoo.bench.profile`): per-op rows of ours (torch.profiler) and of
 OpenVINO (PERF_COUNT). Rows and their sums only; no timing is compared."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from hrnet_zoo import bench_profile
-from hrnet_zoo.bench_peers import PeerEngines
+from hrnet_zoo.bench import profile as bench_profile
+from hrnet_zoo.bench.peers import PeerEngines
 from hrnet_zoo.cli import main
 
 WIDTH = 'w18_small_v1'  # the smallest HRNet: its export and profile take seconds

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hrnet_zoo.bench_report import PEER_COLUMNS, Contender, summarise, table
+from hrnet_zoo.bench.report import PEER_COLUMNS, Contender, summarise, table
 from hrnet_zoo.cli import main
 
 

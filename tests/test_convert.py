@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 import hrnet_zoo
 from hrnet_zoo.cli import main as cli
+from hrnet_zoo.publish.convert import convert_checkpoint, convert_state_dict, load_checkpoint
 from hrnet_zoo.weights import MANIFEST
-from hrnet_zoo.weights.convert import convert_checkpoint, convert_state_dict, load_checkpoint
 
 TOL = 1e-5
 SMALL = 'w18_small_v1'
@@ -48,7 +48,7 @@ def model_cards(request, monkeypatch):
     """A stand-in for the model card, so that these tests exercise the converter alone; tests that use the
     ``real_card`` fixture write the real one."""
     if 'real_card' not in request.fixturenames:
-        monkeypatch.setattr('hrnet_zoo.weights.convert.model_card', _StubCard)
+        monkeypatch.setattr('hrnet_zoo.publish.convert.model_card', _StubCard)
 
 
 class Source:
@@ -318,15 +318,15 @@ def test_failure_while_writing_leaves_nothing_half_written(small, tmp_path, monk
             assert (Path(path).parent / 'model.safetensors').exists()  # the weights were written already
             raise OSError('disk full')
 
-    monkeypatch.setattr('hrnet_zoo.weights.convert.model_card', Broken)
+    monkeypatch.setattr('hrnet_zoo.publish.convert.model_card', Broken)
     with pytest.raises(OSError, match='disk full'):
         convert_checkpoint(ckpt, 'hrnetv2_w18_small_v1.in1k', tmp_path / 'new')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['cls.pth']
 
-    monkeypatch.setattr('hrnet_zoo.weights.convert.model_card', _StubCard)
+    monkeypatch.setattr('hrnet_zoo.publish.convert.model_card', _StubCard)
     out = convert_checkpoint(ckpt, 'hrnetv2_w18_small_v1.in1k', tmp_path / 'out')
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    monkeypatch.setattr('hrnet_zoo.weights.convert.model_card', Broken)
+    monkeypatch.setattr('hrnet_zoo.publish.convert.model_card', Broken)
     with pytest.raises(OSError, match='disk full'):
         convert_checkpoint(ckpt, 'hrnetv2p_w18_small_v1.in1k', out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -1,5 +1,6 @@
 """The downstream libraries users fine-tune with: segmentation_models_pytorch (``tu-`` encoders), torchvision
-detection (Faster / Mask R-CNN on ``hrnet_zoo.detection``), and the fine-tuning examples. Each runs the real library.
+detection (Faster / Mask R-CNN on ``hrnet_zoo.models.detection``), and the fine-tuning examples. Each runs the real
+library.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 import hrnet_zoo
 from hrnet_zoo import WIDTHS, get_spec
-from hrnet_zoo.detection import (
+from hrnet_zoo.models.detection import (
     LEVEL_NAMES,
     LEVEL_STRIDES,
     HRNetFPN,
@@ -228,8 +229,8 @@ def _publish_in1k(name: str, tmp_path: Path) -> dict[str, torch.Tensor]:
     ``name``'s own repo; returns the published tensors."""
     from safetensors.torch import load_file
 
-    from hrnet_zoo.hub import publish
-    from hrnet_zoo.weights.convert import convert_checkpoint
+    from hrnet_zoo.publish.client import publish
+    from hrnet_zoo.publish.convert import convert_checkpoint
 
     torch.manual_seed(1)
     checkpoint = tmp_path / 'in1k.pth'

@@ -15,7 +15,7 @@ import hrnet_zoo  # noqa: F401  (registers the models)
 from hrnet_zoo import export as export_module
 from hrnet_zoo.cli import main
 from hrnet_zoo.export import ExportError, export_model
-from hrnet_zoo.weights.convert import convert_checkpoint
+from hrnet_zoo.publish.convert import convert_checkpoint
 
 pytestmark = pytest.mark.export
 ort = pytest.importorskip('onnxruntime')

@@ -20,9 +20,9 @@ from huggingface_hub import HfApi
 from safetensors.torch import load_file
 
 import hrnet_zoo
-from hrnet_zoo.hub import publish
-from hrnet_zoo.weights.cards import model_card
-from hrnet_zoo.weights.convert import convert_checkpoint
+from hrnet_zoo.publish.cards import model_card
+from hrnet_zoo.publish.client import publish
+from hrnet_zoo.publish.convert import convert_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -198,7 +198,7 @@ def test_exchange_unit_rows_match_eager_for_one_and_two_branches() -> None:
     import copy
 
     import hrnet_zoo.fast.optimize as inference
-    from hrnet_zoo.backbone import ExchangeUnit
+    from hrnet_zoo.models.backbone import ExchangeUnit
     from hrnet_zoo.specs import StageSpec
 
     torch.manual_seed(0)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hrnet_zoo.cli import main as cli
-from hrnet_zoo.weights.convert import convert_checkpoint
+from hrnet_zoo.publish.convert import convert_checkpoint
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -28,10 +28,10 @@ from safetensors.torch import load_file, save_file
 
 import hrnet_zoo
 from hrnet_zoo.cli import main as cli
-from hrnet_zoo.hub import publish
 from hrnet_zoo.hub.server import HubServer
+from hrnet_zoo.publish.client import publish
+from hrnet_zoo.publish.convert import convert_checkpoint
 from hrnet_zoo.weights.checks import check_pretrained_file, load_pretrained_file
-from hrnet_zoo.weights.convert import convert_checkpoint
 from hrnet_zoo.weights.io import (
     DIGEST_KEY,
     IntegrityError,

@@ -4,7 +4,10 @@ written-out entrypoints, and the params / GFLOPs table that ``hrnet-zoo list`` a
 from __future__ import annotations
 
 import ast
+import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,13 +109,15 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_walker_sees_the_packages_modules():
     assert {'hrnet_zoo', 'hrnet_zoo.models', 'hrnet_zoo.weights.manifest', 'hrnet_zoo.hub.server'} <= set(MODULES)
+    assert {'hrnet_zoo.models.heads.v1', 'hrnet_zoo.publish.convert', 'hrnet_zoo.bench.harness'} <= set(MODULES)
     graph = _edges()
     # a few edges written out, so a walker that saw nothing would fail here rather than find no cycle
     assert 'hrnet_zoo.specs' in graph['hrnet_zoo.weights.manifest']
     assert {'hrnet_zoo.specs', 'hrnet_zoo.weights.io'} <= graph['hrnet_zoo.weights.checks']
     # from outside a subpackage, its __init__ runs too
-    assert {'hrnet_zoo.weights', 'hrnet_zoo.weights.pretrained'} <= graph['hrnet_zoo.models']
-    assert {'hrnet_zoo.models', 'hrnet_zoo.registry'} <= graph[PACKAGE]
+    assert {'hrnet_zoo.weights', 'hrnet_zoo.weights.pretrained'} <= graph['hrnet_zoo.models.builder']
+    assert {'hrnet_zoo.models.builder', 'hrnet_zoo.models.layers'} <= graph['hrnet_zoo.models.heads.v1']
+    assert {'hrnet_zoo.models', 'hrnet_zoo.tasks'} <= graph[PACKAGE]
 
 
 def test_cycle_detection_finds_a_cycle():
@@ -134,23 +139,53 @@ def test_no_function_level_imports_of_our_own_modules():
     assert lazy == []
 
 
-def test_lower_layers_import_nothing_above_them():
-    """The layers named in hrnet_zoo/__init__.py, bottom to top: each may import only layers below it."""
-    order = [
-        {'hrnet_zoo.version', 'hrnet_zoo.specs'},
-        {'hrnet_zoo.weights', 'hrnet_zoo.weights.counts', 'hrnet_zoo.weights.manifest'},
+def _package(name: str) -> set[str]:
+    return {module for module in MODULES if module == name or module.startswith(f'{name}.')}
+
+
+def _layers() -> list[set[str]]:
+    """The layers named in hrnet_zoo/__init__.py, bottom to top."""
+    return [
+        {'hrnet_zoo.version', 'hrnet_zoo.specs', 'hrnet_zoo.files', 'hrnet_zoo._moved'},
+        _package('hrnet_zoo.data'),
+        _package('hrnet_zoo.hub'),
+        {'hrnet_zoo.weights', 'hrnet_zoo.weights.counts', 'hrnet_zoo.weights.records', 'hrnet_zoo.weights.manifest'},
         {'hrnet_zoo.weights.io'},
+        {'hrnet_zoo.weights.sources'},
         {'hrnet_zoo.weights.checks'},
         {'hrnet_zoo.weights.pretrained'},
-        {'hrnet_zoo.backbone'},
-        {'hrnet_zoo.heads', 'hrnet_zoo.ocr'},
-        {'hrnet_zoo.models'},
-        {'hrnet_zoo.registry'},
+        {'hrnet_zoo.models.backbone', 'hrnet_zoo.models.layers'},
+        {'hrnet_zoo.models.builder'},
+        _package('hrnet_zoo.models.heads'),
+        {'hrnet_zoo.models', 'hrnet_zoo.models.hrnet', 'hrnet_zoo.models.detection'},
         {'hrnet_zoo.export'},
-        {name for name in MODULES if name.startswith('hrnet_zoo.fast')},
-        {name for name in MODULES if name.startswith('hrnet_zoo.tasks')},
+        _package('hrnet_zoo.fast'),
+        _package('hrnet_zoo.tasks'),
+        _package('hrnet_zoo.publish'),
+        {'hrnet_zoo.stats', 'hrnet_zoo.demo'},
+        _package('hrnet_zoo.bench'),
+        {'hrnet_zoo.cli'},
     ]
+
+
+def test_every_module_has_a_layer():
+    """A new module gets a place in the order of _layers (the package root is the one module above every layer)."""
+    placed = set().union(*_layers())
+    assert set(MODULES) - placed == {PACKAGE}
+
+
+def test_import_hrnet_zoo_loads_no_bench_and_no_fault_injection():
+    loaded = 'sorted(m for m in sys.modules if m.startswith(("hrnet_zoo.bench", "hub_faults")))'
+    code = f'import sys, hrnet_zoo; print({loaded})'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]'
+    assert not list(ROOT.rglob('*fault*'))  # the fault injection lives in tests/, not in the package
+
+
+def test_lower_layers_import_nothing_above_them():
+    """The layers named in hrnet_zoo/__init__.py, bottom to top: each may import only layers below it."""
     graph = _edges()
+    order = _layers()
     for rank, layer in enumerate(order):
         above = set().union(*order[rank + 1 :]) | (set(MODULES) - set().union(*order))
         for name in layer:
@@ -198,7 +233,7 @@ def test_head_facts_are_written_once():
 
 
 def _entrypoints() -> dict[str, ast.FunctionDef]:
-    tree = ast.parse(MODULES['hrnet_zoo.registry'].read_text(encoding='utf-8'))
+    tree = ast.parse(MODULES['hrnet_zoo.models.hrnet'].read_text(encoding='utf-8'))
     return {
         node.name: node
         for node in tree.body
@@ -216,8 +251,9 @@ def test_entrypoints_are_written_out_for_exactly_the_manifest_architectures():
         assert isinstance(ret.value, ast.Call) and ret.value.func.id == 'create_hrnet'
         assert ret.value.args[0].value == name, f'{name} builds {ret.value.args[0].value}'  # no copy-paste slips
         assert node.returns.id == hrnet_zoo.models.MODEL_CLASSES[parse_arch(name)[0]].__name__
-        assert getattr(hrnet_zoo.registry, name).__module__ == 'hrnet_zoo.registry'
-        assert timm.models.model_entrypoint(name) is getattr(hrnet_zoo.registry, name)
+        assert getattr(hrnet_zoo.models.hrnet, name).__module__ == 'hrnet_zoo.models.hrnet'
+        assert timm.models.model_entrypoint(name) is getattr(hrnet_zoo.models.hrnet, name)
+    assert set(entrypoints) <= set(timm.list_models(module='hrnet'))  # timm lists them under a module named hrnet
 
 
 # -- params and GFLOPs as data ----------------------------------------------------------------------------------
@@ -236,3 +272,75 @@ def test_counts_table_matches_a_recount(name):
     stats = arch_stats(name)
     assert COUNTS[name] == (stats.params, stats.gflops)
     assert MANIFEST[name].params == stats.params and MANIFEST[name].gflops == stats.gflops
+
+
+# -- the names before this layout -------------------------------------------------------------------------------
+
+# (old module, a public name it had, the module that holds that name now), written out from the layout before the
+# move (hrnet_zoo 2026-12-06), not read from hrnet_zoo._moved
+OLD_NAMES = [
+    ('hrnet_zoo.backbone', 'HRNetBackbone', 'hrnet_zoo.models.backbone'),
+    ('hrnet_zoo.heads', 'SegmentationHead', 'hrnet_zoo.models.heads.v2'),
+    ('hrnet_zoo.heads', 'PyramidNeck', 'hrnet_zoo.models.heads.v2p'),
+    ('hrnet_zoo.heads', 'concat_branches', 'hrnet_zoo.models.layers'),
+    ('hrnet_zoo.ocr', 'ObjectContextDistribute', 'hrnet_zoo.models.heads.ocr'),
+    ('hrnet_zoo.registry', 'hrnetv2_w48', 'hrnet_zoo.models.hrnet'),
+    ('hrnet_zoo.detection', 'hrnet_fpn_backbone', 'hrnet_zoo.models.detection'),
+    ('hrnet_zoo.weights.convert', 'convert_checkpoint', 'hrnet_zoo.publish.convert'),
+    ('hrnet_zoo.weights.cards', 'model_card', 'hrnet_zoo.publish.cards'),
+    ('hrnet_zoo.hub.client', 'publish', 'hrnet_zoo.publish.client'),
+    ('hrnet_zoo.hub.release', 'release', 'hrnet_zoo.publish.release'),
+    ('hrnet_zoo.bench_peers', 'PeerEngines', 'hrnet_zoo.bench.peers'),
+    ('hrnet_zoo.bench_profile', 'profile_cases', 'hrnet_zoo.bench.profile'),
+    ('hrnet_zoo.bench_report', 'summarise', 'hrnet_zoo.bench.report'),
+    ('hrnet_zoo.bench_tasks', 'run', 'hrnet_zoo.bench.tasks'),
+    # names that left a module that still exists
+    ('hrnet_zoo.hub', 'publish', 'hrnet_zoo.publish.client'),
+    ('hrnet_zoo.weights.manifest', 'KEYPOINT_SETS', 'hrnet_zoo.data.keypoints'),
+    ('hrnet_zoo.weights.manifest', 'PALETTES', 'hrnet_zoo.data.labels'),
+    ('hrnet_zoo.tasks.predict', 'write_atomically', 'hrnet_zoo.files'),
+]
+
+# in a fresh process: every old module is imported there for the first time (each old module name is imported once,
+# and an import warns when it binds the old name; a moved attribute warns on every access)
+_CHECK_OLD_NAME = """
+import importlib, json, sys, warnings
+import hrnet_zoo
+results, seen = [], set()
+for old, name, new in json.loads(sys.argv[1]):
+    if old in seen:  # a second name from one old module: import that module afresh, so it warns again
+        del sys.modules[old]
+    seen.add(old)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        value = getattr(importlib.import_module(old), name)
+    warned = any(new in str(w.message) for w in caught if issubclass(w.category, DeprecationWarning))
+    results.append([str(value is getattr(importlib.import_module(new), name)), str(warned)])
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope='module')
+def old_name_results() -> dict[str, list[str]]:
+    cases = json.dumps(OLD_NAMES)
+    out = subprocess.run([sys.executable, '-c', _CHECK_OLD_NAME, cases], capture_output=True, text=True, check=True)
+    return {f'{old}.{name}': result for (old, name, _), result in zip(OLD_NAMES, json.loads(out.stdout))}
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(('old', 'name', 'new'), OLD_NAMES, ids=[f'{o}.{n}' for o, n, _ in OLD_NAMES])
+def test_old_names_still_work_with_a_deprecation_warning(old_name_results, old, name, new):
+    """The same object as at the new path, and a DeprecationWarning that names the new path."""
+    assert old_name_results[f'{old}.{name}'] == ['True', 'True']
+
+
+def test_an_old_module_name_that_never_existed_is_still_an_import_error():
+    with pytest.raises(ModuleNotFoundError):
+        __import__('hrnet_zoo.no_such_module')
+    with pytest.raises(AttributeError, match='no attribute'):
+        hrnet_zoo.hub.no_such_name  # noqa: B018
+
+
+def test_the_hub_package_is_the_server_alone():
+    assert hrnet_zoo.hub.__all__ == []
+    assert not (ROOT / 'hub_server.py').exists() and not (ROOT / 'hub' / 'client.py').exists()

@@ -19,9 +19,9 @@ from torchvision.ops import FrozenBatchNorm2d
 
 import hrnet_zoo
 from hrnet_zoo import cli
+from hrnet_zoo.publish.convert import convert_state_dict, load_checkpoint
 from hrnet_zoo.stats import arch_stats
 from hrnet_zoo.weights.checks import load_pretrained_file
-from hrnet_zoo.weights.convert import convert_state_dict, load_checkpoint
 
 SMALL = 'w18_small_v1'
 OCR = f'hrnetv2_ocr_{SMALL}'

@@ -22,7 +22,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
 import hrnet_zoo
-from hrnet_zoo.hub.release import release, summary_table
+from hrnet_zoo.publish.release import release, summary_table
 from hrnet_zoo.weights.io import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from safetensors.torch import load_file
 
-from hrnet_zoo.hub import publish
-from hrnet_zoo.weights.convert import convert_checkpoint
+from hrnet_zoo.publish.client import publish
+from hrnet_zoo.publish.convert import convert_checkpoint
 from hrnet_zoo.weights.io import audit_cache, sha256_file, verify_safetensors
 from hrnet_zoo.weights.pretrained import SAFETENSORS_ONLY, WeightsFetchError, named_fetch_errors
 

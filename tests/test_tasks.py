@@ -16,11 +16,12 @@ from torch import nn
 
 from hrnet_zoo import tasks
 from hrnet_zoo.cli import main as cli
+from hrnet_zoo.data.keypoints import COCO_KEYPOINTS, KEYPOINT_SETS, KeypointSet
 from hrnet_zoo.demo import _official_checkpoint
+from hrnet_zoo.files import write_atomically
+from hrnet_zoo.publish.convert import convert_checkpoint
 from hrnet_zoo.tasks import inputs
-from hrnet_zoo.tasks.predict import write_atomically
-from hrnet_zoo.weights.convert import convert_checkpoint
-from hrnet_zoo.weights.manifest import COCO_KEYPOINTS, KEYPOINT_SETS, MANIFEST, KeypointSet
+from hrnet_zoo.weights.manifest import MANIFEST
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -227,7 +228,7 @@ def test_records_expose_joint_sets_and_palettes():
             left, right = sorted((joint_set.names[a], joint_set.names[b]))
             assert left.replace('left', '').replace('l_', '') == right.replace('right', '').replace('r_', '')
         assert all(0 <= j < len(joint_set.names) for limb in joint_set.skeleton for j in limb)
-    assert len(MANIFEST['hrnetv2_w48.cityscapes'].palette) == 19 and MANIFEST['hrnetv2_w48.lip'].palette is None
+    assert len(MANIFEST['hrnetv2_w48.cityscapes'].palette) == 19 and len(MANIFEST['hrnetv2_w48.lip'].palette) == 20
     assert MANIFEST['hrnetv2_w48.cityscapes'].palette[0] == (128, 64, 128)  # road
 
 

@@ -41,7 +41,7 @@ from timm.models.resnet import BasicBlock, Bottleneck
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..backbone import ExchangeUnit, FuseDown, FuseIdentity, FuseUp
+from ..models.backbone import ExchangeUnit, FuseDown, FuseIdentity, FuseUp
 from . import _onednn
 from .conv import FusedConv
 from .memory import reuse_freed_memory

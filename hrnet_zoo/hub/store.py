@@ -31,6 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..files import write_text_atomically
+
 REPO_TYPES = ('model', 'dataset', 'space')
 DEFAULT_BRANCH = 'main'
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files this large in LFS whatever their name
@@ -194,9 +196,7 @@ def _list_tree(files: Files, path: str, recursive: bool) -> list[dict[str, Any]]
 
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically so readers never see a half-written file."""
-    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 class HubStore:

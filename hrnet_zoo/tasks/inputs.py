@@ -15,16 +15,17 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from ..specs import HEADS
+from ..specs import HEADS, HeadSpec
 from ..weights.manifest import MANIFEST, WeightsRecord
 
 __all__ = [
     'ImageInput',
     'head_task',
     'load_image',
+    'model_decoder',
     'model_record',
     'normalize',
-    'require_task',
+    'require_decoder',
     'to_batch',
 ]
 
@@ -81,21 +82,33 @@ def normalize(x: Tensor, model: Any) -> Tensor:
     return x.to(device=device, dtype=dtype).sub(mean).div_(std)  # one full-size tensor, not two
 
 
-def head_task(model: Any) -> str:
-    """The task of the model's head in the head table (``'image-segmentation'``, ``'keypoint-detection'``, ...)."""
+def _head_spec(model: Any) -> HeadSpec:
     head = getattr(model, 'head', None)
     if head not in HEADS:
         raise TypeError(f'expected an HRNet model (with a head named in HEADS), got {type(model).__name__}')
-    return HEADS[head].task
+    return HEADS[head]
 
 
-def require_task(model: Any, task: str, what: str) -> None:
-    """Refuse a model whose head does another task, naming both."""
-    found = head_task(model)
-    if found != task:
+def head_task(model: Any) -> str:
+    """The task of the model's head in the head table (``'image-segmentation'``, ``'keypoint-detection'``, ...)."""
+    return _head_spec(model).task
+
+
+def model_decoder(model: Any) -> str:
+    """How the model's output becomes an answer (a key of :data:`~hrnet_zoo.specs.DECODERS`): its record's decoder
+    where its pretrained cfg names one, else its head's."""
+    spec = _head_spec(model)
+    record = model_record(model)
+    return record.decoder if record is not None else spec.decoder
+
+
+def require_decoder(model: Any, decoder: str, what: str, task: str) -> None:
+    """Refuse a model whose output is read another way, naming the task ``what`` needs and what the model does."""
+    found = model_decoder(model)
+    if found != decoder:
         spec = HEADS[model.head]
         raise ValueError(f'{what} needs a {task} model; {getattr(model, "arch", spec.display_name)} has the '
-                         f'{spec.described}, which does {found}')  # fmt: skip
+                         f'{spec.described}, which does {head_task(model)}')  # fmt: skip
 
 
 def model_record(model: Any) -> WeightsRecord | None:

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..weights.manifest import KeypointSet
-from .inputs import ImageInput, load_image, model_record, normalize, require_task
+from ..data.keypoints import KeypointSet
+from .inputs import ImageInput, load_image, model_record, normalize, require_decoder
 
 __all__ = [
     'Poses',
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 TASK = 'keypoint-detection'
+DECODER = 'topdown_heatmaps'  # the output estimate_pose reads
 PIXEL_STD = 200.0  # the official unit of scale: a box of 200 px has scale 1
 
 
@@ -249,7 +250,7 @@ def estimate_pose(
         decode: ``'default'`` (the official post-processing) or ``'dark'``.
         joints: names, flip pairs and skeleton; None reads them from the model's manifest record.
     """
-    require_task(model, TASK, 'estimate_pose')
+    require_decoder(model, DECODER, 'estimate_pose', TASK)
     decoders = {'default': decode_heatmaps, 'dark': decode_dark}
     if decode not in decoders:
         raise ValueError(f'decode must be one of {", ".join(decoders)}, got {decode!r}')

@@ -3,9 +3,7 @@ predict each image, draw it, and write the picture and the JSON whole or not at 
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +11,31 @@ import timm
 import torch
 from PIL import Image
 
+from .._moved import moved_attribute
 from ..specs import HEADS, parse_arch
 from ..weights.checks import load_pretrained_file
 from ..weights.manifest import get_record
 from .draw import draw_pose, draw_segmentation, to_pil
-from .inputs import ImageInput, head_task, load_image, model_record
+from .inputs import ImageInput, head_task, load_image, model_decoder, model_record
 from .pose import check_boxes, estimate_pose
 from .segmentation import segment
 
-__all__ = ['PREDICT_TASKS', 'build_model', 'check_request', 'check_task', 'predict_image', 'write_atomically']
+__all__ = ['PREDICT_DECODERS', 'PREDICT_TASKS', 'build_model', 'check_request', 'check_task', 'predict_image']
 
-PREDICT_TASKS = ('image-segmentation', 'keypoint-detection')
+# what predict serves: each decoder and the task it answers
+PREDICT_DECODERS = {'segmentation_logits': 'image-segmentation', 'topdown_heatmaps': 'keypoint-detection'}
+PREDICT_TASKS = tuple(PREDICT_DECODERS.values())
 
 
 def check_task(name: str) -> str:
-    """The task of ``<arch>.<tag>``'s head, refusing heads that predict does not serve (before anything is built)."""
+    """The task ``<arch>.<tag>`` answers, refusing tags whose output predict does not read (before anything is
+    built)."""
     record = get_record(name)
     head = HEADS[parse_arch(record.arch)[0]]
-    if head.task not in PREDICT_TASKS:
+    if record.decoder not in PREDICT_DECODERS:
         raise ValueError(f'{name} has the {head.described}, which does {head.task}; predict does '
                          f'{" and ".join(PREDICT_TASKS)}')  # fmt: skip
-    return head.task
+    return PREDICT_DECODERS[record.decoder]
 
 
 def build_model(name: str, weights: str | Path | None = None) -> torch.nn.Module:
@@ -82,8 +84,9 @@ def predict_image(
     height, width = pixels.shape[-2:]
     entry: dict[str, Any] = dict(width=width, height=height)
     record = model_record(model)
-    check_request(head_task(model), pixels, boxes, scales, crop_size)
-    if head_task(model) == 'image-segmentation':
+    task = PREDICT_DECODERS.get(model_decoder(model), head_task(model))
+    check_request(task, pixels, boxes, scales, crop_size)
+    if task == 'image-segmentation':
         result = segment(model, pixels, scales=scales, flip=flip, crop_size=tuple(crop_size) if crop_size else None)
         entry['classes'] = result.class_areas()
         palette = record.palette if record is not None else None
@@ -96,20 +99,5 @@ def predict_image(
     return picture, entry
 
 
-def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` into a temporary file beside ``path``, then rename it over ``path``: a failure leaves no
-    partial file."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f'No such folder for {path}: {path.parent}')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only; the result gets a normal new file's mode
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name, {'write_atomically': 'hrnet_zoo.files'})

@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .inputs import ImageInput, model_record, normalize, require_task, to_batch
+from .inputs import ImageInput, model_record, normalize, require_decoder, to_batch
 from .upsampled_argmax import first_argmax, upsampled_argmax
 
 __all__ = ['SegmentationResult', 'segment', 'sliding_windows']
 
 TASK = 'image-segmentation'
+DECODER = 'segmentation_logits'  # the output segment reads
 
 
 @dataclass
@@ -115,7 +116,7 @@ def segment(
         crop_size: ``(h, w)`` of the official sliding window (stride 2/3, padding with a zero pixel); None runs
             each scaled image whole.
     """
-    require_task(model, TASK, 'segment')
+    require_decoder(model, DECODER, 'segment', TASK)
     if not scales or any(s <= 0 for s in scales):
         raise ValueError(f'scales must be positive numbers, got {tuple(scales)}')
     align_corners = bool(getattr(model, 'head_align_corners', False))

@@ -2,7 +2,7 @@
 instead of counting 58 models at run time.
 
 Written by ``python -m hrnet_zoo.stats --write`` (which counts on the meta device, see :mod:`hrnet_zoo.stats`);
-``tests/test_models.py`` recounts some of them, and checks that every record has its row, so the table cannot drift.
+``tests/test_layout.py`` recounts some of them, and checks that every record has its row, so the table cannot drift.
 GFLOPs are the official tables' convention: conv + linear multiply-adds / 2^30, at the record's input size.
 """
 

@@ -3,235 +3,37 @@
 Everything about a released checkpoint is written here once: what it was trained on, its labels and
 input size, the fuse upsampling it was trained with, where the official file lives, its license and
 published metrics. timm's ``default_cfgs``, the model cards and the converter's expectations are all
-derived from these records (torchvision's ``Weights`` design).
+derived from these records (torchvision's ``Weights`` design). What a record is: :mod:`.records`; dataset facts
+(label names, keypoint sets): :mod:`hrnet_zoo.data`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-from ..specs import ARCHS, HEADS, WIDTHS, HeadSpec, arch_name, did_you_mean, parse_arch
-from .counts import COUNTS
+from .._moved import moved_attribute
+from ..data.keypoints import COCO_KEYPOINTS, MPII_JOINTS
+from ..data.labels import CITYSCAPES_LABELS, LIP_LABELS
+from ..specs import ARCHS, HEADS, WIDTHS, arch_name, did_you_mean, get_spec, parse_arch
+from .records import BACKBONE_TASK, CITATION, HUB_ORG, PAPER, PAPER_ID, Metric, Source, WeightsRecord
 
 __all__ = [
-    'BACKBONE_TASK',
-    'CLASS_FLIP_PAIRS',
-    'HUB_ORG',
-    'KEYPOINT_SETS',
-    'KeypointSet',
-    'PALETTES',
-    'HEADS',
     'ARCHS',
+    'BACKBONE_TASK',
+    'CITATION',
+    'HEADS',
+    'HUB_ORG',
+    'MANIFEST',
+    'PAPER',
+    'PAPER_ID',
     'Metric',
     'Source',
     'WeightsRecord',
-    'MANIFEST',
+    'arch_name',
     'default_tag',
     'get_record',
-    'arch_name',
     'parse_arch',
 ]
-
-HUB_ORG = 'hrnet-zoo'  # the Hugging Face organisation every hf_hub_id points into
-# The task of ImageNet-pretrained backbones: their records carry no trained head.
-BACKBONE_TASK = 'image-classification'
-
-PAPER = 'Deep High-Resolution Representation Learning for Visual Recognition'
-PAPER_ID = 'arXiv:1908.07919'
-CITATION = """@article{WangSCJDZLMTWLX19,
-  title={Deep High-Resolution Representation Learning for Visual Recognition},
-  author={Jingdong Wang and Ke Sun and Tianheng Cheng and Borui Jiang and Chaorui Deng and Yang Zhao
-          and Dong Liu and Yadong Mu and Mingkui Tan and Xinggang Wang and Wenyu Liu and Bin Xiao},
-  journal={TPAMI},
-  year={2019}
-}"""
-
-CITYSCAPES_LABELS = (
-    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation',
-    'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle',
-)  # fmt: skip
-COCO_KEYPOINTS = (
-    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder', 'right_shoulder', 'left_elbow',
-    'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle',
-    'right_ankle',
-)  # fmt: skip
-MPII_JOINTS = (
-    'r_ankle', 'r_knee', 'r_hip', 'l_hip', 'l_knee', 'l_ankle', 'pelvis', 'thorax', 'upper_neck', 'head_top',
-    'r_wrist', 'r_elbow', 'r_shoulder', 'l_shoulder', 'l_elbow', 'l_wrist',
-)  # fmt: skip
-LIP_LABELS = (
-    'background', 'hat', 'hair', 'glove', 'sunglasses', 'upper_clothes', 'dress', 'coat', 'socks', 'pants',
-    'jumpsuits', 'scarf', 'skirt', 'face', 'left_arm', 'right_arm', 'left_leg', 'right_leg', 'left_shoe',
-    'right_shoe',
-)  # fmt: skip
-
-# What the tasks layer needs besides the names: the left-right joint pairs that flip testing swaps and the limbs
-# drawn (0-based, as deep-high-resolution-net.pytorch's COCO and MPII datasets define them), and the colours of
-# the Cityscapes classes (cityscapesScripts). Looked up by the label tuple a record carries.
-
-
-@dataclass(frozen=True)
-class KeypointSet:
-    """A dataset's joints: names in heatmap order, left-right pairs, and the skeleton's limbs."""
-
-    names: tuple[str, ...]
-    flip_pairs: tuple[tuple[int, int], ...]
-    skeleton: tuple[tuple[int, int], ...]
-
-
-KEYPOINT_SETS = {
-    COCO_KEYPOINTS: KeypointSet(
-        COCO_KEYPOINTS,
-        flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
-        skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-                  (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
-    ),
-    MPII_JOINTS: KeypointSet(
-        MPII_JOINTS,
-        flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
-        skeleton=((0, 1), (1, 2), (2, 6), (3, 6), (4, 3), (5, 4), (7, 6), (8, 7), (9, 8), (10, 11), (11, 12),
-                  (12, 7), (13, 7), (14, 13), (15, 14)),
-    ),
-}  # fmt: skip
-# LIP's official flip test (lib/datasets/lip.py) swaps the left and right arm, leg and shoe classes
-CLASS_FLIP_PAIRS = {LIP_LABELS: ((14, 15), (16, 17), (18, 19))}
-PALETTES = {
-    CITYSCAPES_LABELS: (
-        (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-        (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
-        (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-    ),
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A published number, as the official README reports it."""
-
-    type: str  # model-index metric type: 'mIoU', 'AP', 'accuracy', 'PCKh'
-    name: str  # human readable
-    value: float
-    split: str = 'validation'
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the official checkpoint comes from and which layout its state_dict has."""
-
-    file_name: str
-    url: str
-    codebase: str  # the official repository that released it
-    # how the release is packaged: 'official', 'official_seg', 'inplace_abn', 'timm' or 'mmdet'; informative,
-    # since convert.py detects the layout from the keys themselves
-    layout: str
-    sha256: str | None = None  # of the official file, once it has been downloaded and checked
-    trained_by: str = 'Microsoft'  # who trained and released the weights, for the card's credit line
-
-
-@dataclass(frozen=True)
-class WeightsRecord:
-    """One pretrained tag. ``upsample_mode`` / ``align_corners`` are the fuse resize it was trained with."""
-
-    arch: str
-    tag: str
-    task: str  # 'image-classification' (backbone pretraining), 'image-segmentation', 'keypoint-detection', ...
-    dataset: str  # Hub dataset id
-    dataset_name: str
-    num_classes: int
-    input_size: tuple[int, int, int]
-    source: Source
-    metrics: tuple[Metric, ...]
-    upsample_mode: str = 'nearest'
-    align_corners: bool | None = None
-    label_names: tuple[str, ...] | None = None
-    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
-    std: tuple[float, ...] = IMAGENET_DEFAULT_STD
-    crop_pct: float = 1.0
-    interpolation: str = 'bilinear'
-    license: str = 'mit'
-    notes: tuple[str, ...] = field(default=())
-    # The Hub repo the weights are fetched from; None: this project's own `HUB_ORG/<arch>.<tag>`, filled by
-    # `hrnet-zoo release`. Weights another organisation already hosts (timm's ImageNet backbones) name its repo.
-    hub_repo: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f'{self.arch}.{self.tag}'
-
-    @property
-    def hf_hub_id(self) -> str:
-        return self.hub_repo or f'{HUB_ORG}/{self.name}'
-
-    @property
-    def released_here(self) -> bool:
-        """Whether this project publishes the weights (``hrnet-zoo release``), or reads another organisation's repo."""
-        return self.hf_hub_id.startswith(f'{HUB_ORG}/')
-
-    @property
-    def backbone_only(self) -> bool:
-        """ImageNet pretraining: the backbone is trained, the task head is not."""
-        return self.task == BACKBONE_TASK
-
-    @property
-    def head(self) -> str:
-        return parse_arch(self.arch)[0]
-
-    @property
-    def head_spec(self) -> HeadSpec:
-        return HEADS[self.head]
-
-    @property
-    def width(self) -> str:
-        return parse_arch(self.arch)[1]
-
-    @property
-    def keypoints(self) -> KeypointSet | None:
-        """Joint names, flip pairs and skeleton of a keypoint tag (None where the labels are not a known joint set)."""
-        return KEYPOINT_SETS.get(self.label_names)
-
-    @property
-    def class_flip_pairs(self) -> tuple[tuple[int, int], ...]:
-        """Left-right class pairs a flip test swaps (LIP's body parts; none for most datasets)."""
-        return CLASS_FLIP_PAIRS.get(self.label_names, ())
-
-    @property
-    def palette(self) -> tuple[tuple[int, int, int], ...] | None:
-        """The dataset's class colours, where it defines them (None: draw with a generated palette)."""
-        return PALETTES.get(self.label_names)
-
-    @property
-    def params(self) -> int:
-        """Parameters of the model this tag builds (with its num_classes)."""
-        return COUNTS[self.name][0]
-
-    @property
-    def gflops(self) -> float:
-        """Official-convention GFLOPs (multiply-adds / 2^30) at ``input_size``."""
-        return COUNTS[self.name][1]
-
-    def pretrained_cfg(self) -> dict:
-        """The timm pretrained cfg for this tag."""
-        return dict(
-            hf_hub_id=self.hf_hub_id,
-            num_classes=self.num_classes,
-            label_names=self.label_names,
-            input_size=self.input_size,
-            fixed_input_size=False,
-            interpolation=self.interpolation,
-            crop_pct=self.crop_pct,
-            mean=self.mean,
-            std=self.std,
-            first_conv='conv1',
-            classifier=self.head_spec.classifier,
-            license=self.license,
-            origin_url=self.source.url,
-            paper_name=PAPER,
-            paper_ids=PAPER_ID,
-            notes=self.notes or None,
-        )
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Records. Order matters: the first tag listed for an architecture is its default (task weights before ImageNet).
@@ -242,18 +44,18 @@ _POSE_REPO = 'https://github.com/leoxiaobin/deep-high-resolution-net.pytorch'
 _DET_REPO = 'https://github.com/HRNet/HRNet-Object-Detection'
 _OCR_RELEASE = 'https://github.com/hsfzxjy/models.storage/releases/download/HRNet-OCR/'
 
-# ImageNet top-1 / top-5 of the official -C models (HRNet-Image-Classification README), and timm's
-# republished copy of the same weights, which is the reachable source.
+# ImageNet top-1 / top-5 of the official -C models (HRNet-Image-Classification README); timm's republished copy of
+# the same weights (its architecture is the width's timm_name) is the reachable source.
 _IN1K = {
-    'w18_small_v1': ('hrnet_w18_small', 72.3, 90.7),
-    'w18_small_v2': ('hrnet_w18_small_v2', 75.1, 92.4),
-    'w18': ('hrnet_w18', 76.8, 93.4),
-    'w30': ('hrnet_w30', 78.2, 94.2),
-    'w32': ('hrnet_w32', 78.5, 94.2),
-    'w40': ('hrnet_w40', 78.9, 94.5),
-    'w44': ('hrnet_w44', 78.9, 94.4),
-    'w48': ('hrnet_w48', 79.3, 94.5),
-    'w64': ('hrnet_w64', 79.5, 94.6),
+    'w18_small_v1': (72.3, 90.7),
+    'w18_small_v2': (75.1, 92.4),
+    'w18': (76.8, 93.4),
+    'w30': (78.2, 94.2),
+    'w32': (78.5, 94.2),
+    'w40': (78.9, 94.5),
+    'w44': (78.9, 94.4),
+    'w48': (79.3, 94.5),
+    'w64': (79.5, 94.6),
 }
 
 
@@ -363,7 +165,7 @@ _TIMM_HUB = 'https://huggingface.co/'
 def _in1k(head: str, width: str, tag: str = 'in1k') -> WeightsRecord:
     """An ImageNet backbone read from timm's own Hub repo (timm hosts every one; nothing is re-uploaded)."""
     if tag == 'in1k':
-        timm_name, top1, top5 = _IN1K[width]
+        timm_name, (top1, top5) = get_spec(width).timm_name, _IN1K[width]
         timm_tag, trained_by, codebase, crop, interpolation, license, how = _MS_IN1K
         metrics = (Metric('accuracy', 'Top-1 accuracy (HRNet-C)', top1), Metric('accuracy', 'Top-5 accuracy', top5))
     else:
@@ -461,3 +263,14 @@ def default_tag(arch: str) -> str:
     """The tag ``timm.create_model(arch, pretrained=True)`` loads: the first record listed for ``arch``."""
     parse_arch(arch)
     return next(r.tag for r in MANIFEST.values() if r.arch == arch)
+
+
+# dataset facts that lived here before they moved to hrnet_zoo.data
+_MOVED = {
+    **{name: 'hrnet_zoo.data.keypoints' for name in ('KEYPOINT_SETS', 'KeypointSet')},
+    **{name: 'hrnet_zoo.data.labels' for name in ('CLASS_FLIP_PAIRS', 'PALETTES')},
+}
+
+
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, name, _MOVED)

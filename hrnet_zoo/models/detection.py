@@ -7,7 +7,7 @@ named like ``torchvision.models.detection.backbone_utils.resnet_fpn_backbone``'s
 and RoI poolers (``featmap_names=['0', '1', '2', '3']``) match it without configuration::
 
     from torchvision.models.detection import FasterRCNN
-    from hrnet_zoo.detection import hrnet_fpn_backbone
+    from hrnet_zoo.models.detection import hrnet_fpn_backbone
 
     model = FasterRCNN(hrnet_fpn_backbone('hrnetv2p_w18'), num_classes=3)
 """
@@ -23,7 +23,7 @@ from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
-from .models import HRNetV2p
+from .heads.v2p import HRNetV2p
 
 __all__ = [
     'LEVEL_NAMES',

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .manifest import CITATION, MANIFEST, WeightsRecord, get_record
+from ..weights.manifest import CITATION, MANIFEST, WeightsRecord, get_record
 
 __all__ = ['model_card', 'write_cards']
 

@@ -1,8 +1,9 @@
 """The 36 registered names: timm's default cfgs (one per manifest record) and one written-out ``@register_model``
-entrypoint per architecture, each a call of :func:`~hrnet_zoo.models.create_hrnet`.
+entrypoint per architecture, each a call of :func:`~hrnet_zoo.models.builder.create_hrnet`.
 
 timm's ``register_model`` reads ``default_cfgs`` from the module that defines the entrypoint, so the two live
-together here, above the model classes.
+together here, above the model classes; timm lists them under this module's name (``timm.list_models(module='hrnet')``
+lists timm's own HRNets too, which share the name).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 from timm.models import generate_default_cfgs, register_model
 
-from .models import HRNetV1, HRNetV2, HRNetV2OCR, HRNetV2p, create_hrnet
-from .weights.manifest import MANIFEST
+from ..weights.manifest import MANIFEST
+from .builder import create_hrnet
+from .heads import HRNetV1, HRNetV2, HRNetV2OCR, HRNetV2p
 
 __all__: list[str] = []  # the entrypoints are reached through timm
 

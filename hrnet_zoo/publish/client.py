@@ -17,8 +17,8 @@ import torch
 from huggingface_hub import HfApi
 
 from ..specs import HEADS
-from ..weights.convert import load_checkpoint
 from ..weights.io import sha256_file, verify_safetensors
+from .convert import load_checkpoint
 
 __all__ = ['PUBLISHED_FILES', 'PublishResult', 'publish', 'verify_published', 'check_folder']
 

@@ -1,4 +1,5 @@
-"""Fault injection for the loopback Hub server, for robustness tests; not part of the public API.
+"""Fault injection for the loopback Hub server, for robustness tests (it lives with the tests: the package ships
+without it).
 
 :class:`FaultyHubServer` is a :class:`~hrnet_zoo.hub.server.HubServer` whose :meth:`~FaultyHubServer.inject` makes
 the next matching requests fail the way real networks and CDNs fail. Standard library only, like the server.
@@ -10,7 +11,7 @@ import dataclasses
 import hashlib
 from typing import Any
 
-from .server import HubError, HubServer, _error, _Handler, _Response
+from hrnet_zoo.hub.server import HubError, HubServer, _error, _Handler, _Response
 
 __all__ = ['FAULTS', 'FaultyHubServer']
 

@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
-from .bench import machine_info
-from .tasks import estimate_pose, segment
-from .weights.manifest import COCO_KEYPOINTS, KEYPOINT_SETS
+from .. import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
+from ..data.keypoints import COCO_KEYPOINTS, KEYPOINT_SETS
+from ..tasks import estimate_pose, segment
+from .harness import machine_info
 
 __all__ = ['SUITE', 'TimedForward', 'run']
 

@@ -19,7 +19,7 @@ from timm.models import checkpoint, checkpoint_seq
 from timm.models.resnet import BasicBlock, Bottleneck
 from torch import Tensor, nn
 
-from .specs import HRNetSpec, StageSpec
+from ..specs import HRNetSpec, StageSpec
 
 __all__ = ['BATCH_NORM', 'HRNetBackbone', 'ExchangeUnit', 'NormLayer', 'UPSAMPLE_MODES', 'norm_factory']
 
@@ -265,6 +265,7 @@ class HRNetBackbone(nn.Module):
     def __init__(
         self,
         spec: HRNetSpec,
+        *,
         in_chans: int = 3,
         multi_scale_output: bool = True,
         upsample_mode: str = 'nearest',

@@ -32,14 +32,14 @@ from safetensors.torch import load_file, save_file
 from timm.models._hub import save_config_for_hf  # no public name in timm 1.0.31
 from torch import Tensor
 
-from ..models import create_hrnet
+from ..models.builder import create_hrnet
 from ..specs import HEADS, get_spec, parse_arch
 from ..version import __version__
+from ..weights.checks import WIDTH_KEY, drop_unused_keys, key_mismatch, width_of
+from ..weights.io import DIGEST_KEY, few, sha256_file, tensors_digest
+from ..weights.manifest import WeightsRecord, default_tag, get_record
+from ..weights.pretrained import fill_untrained_head
 from .cards import model_card
-from .checks import WIDTH_KEY, drop_unused_keys, key_mismatch, width_of
-from .io import DIGEST_KEY, few, sha256_file, tensors_digest
-from .manifest import WeightsRecord, default_tag, get_record
-from .pretrained import fill_untrained_head
 
 __all__ = ['MMLAB_RENAMES', 'convert_checkpoint', 'convert_state_dict', 'detect_layout', 'load_checkpoint']
 

@@ -6,10 +6,10 @@ not released here), in manifest order:
 1. find ``source.file_name`` in DIR and hash it. Every file is hashed before anything is uploaded, so a file whose
    sha256 differs from the manifest's (or from the lock file's, for records the manifest has none for) is refused
    up front;
-2. convert it (:func:`~hrnet_zoo.weights.convert.convert_checkpoint`) into a temporary folder;
+2. convert it (:func:`~hrnet_zoo.publish.convert.convert_checkpoint`) into a temporary folder;
 3. compare the converted files with what the Hub's ``main`` holds (sha256 of LFS files, git blob ids of the
    others, from huggingface_hub's ``get_paths_info``): equal means "already there", and no commit is made;
-4. otherwise :func:`~hrnet_zoo.hub.client.publish` it: one commit with the weights, config and card, then a
+4. otherwise :func:`~hrnet_zoo.publish.client.publish` it: one commit with the weights, config and card, then a
    download-and-compare check.
 
 Each tag is one atomic commit, so a run stopped anywhere leaves every repo at a complete revision, and a rerun
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,11 +31,12 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.utils.sha import git_hash
 
+from ..files import write_text_atomically
 from ..version import __version__
-from ..weights.convert import convert_checkpoint
 from ..weights.io import DIGEST_KEY, read_safetensors_header, sha256_file, verify_safetensors
 from ..weights.manifest import MANIFEST, WeightsRecord
 from .client import PUBLISHED_FILES, publish
+from .convert import convert_checkpoint
 
 __all__ = ['LOCK_PATH', 'STATUSES', 'TagResult', 'read_lock', 'release', 'select_records', 'summary_table']
 
@@ -80,15 +80,7 @@ def read_lock(path: str | Path = LOCK_PATH) -> dict[str, dict[str, str]]:
 
 def _write_lock(path: Path, lock: dict[str, dict[str, str]]) -> None:
     """Write beside it, then rename: a stopped run leaves the old lock file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(json.dumps(dict(sorted(lock.items())), indent=2) + '\n')
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, json.dumps(dict(sorted(lock.items())), indent=2) + '\n', make_parents=True)
 
 
 def _hub_revision_if_equal(api: HfApi, repo_id: str, folder: Path) -> str | None:

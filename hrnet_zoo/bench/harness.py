@@ -36,15 +36,16 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from . import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
-from .bench_peers import PeerEngines, engine_versions
-from .bench_profile import DTYPES, format_profile, profile_cases, profile_json
-from .bench_report import Contender, peer_table, plot, summarise, table
-from .fast.memory import reuse_freed_memory
-from .fast.onednn_graph import OneDNNGraphModule
-from .fast.optimize import optimize_for_inference, unwrap_features
-from .stats import count_gflops
-from .tasks.predict import write_atomically
+from .. import models  # noqa: F401  (registers the architectures that timm.create_model builds here)
+from ..fast.memory import reuse_freed_memory
+from ..fast.onednn_graph import OneDNNGraphModule
+from ..fast.optimize import optimize_for_inference, unwrap_features
+from ..files import write_atomically
+from ..specs import get_spec
+from ..stats import count_gflops
+from .peers import PeerEngines, engine_versions
+from .profile import DTYPES, format_profile, profile_cases, profile_json
+from .report import Contender, peer_table, plot, summarise, table
 
 __all__ = ['add_arguments', 'run', 'machine_info', 'LiveBytes']
 
@@ -225,13 +226,9 @@ def _ours_features(width: str) -> nn.Module:
     return timm.create_model(f'hrnetv2_{width}', features_only=True, upsample_mode='nearest').eval()
 
 
-TIMM_NAMES = {'w18_small_v1': 'hrnet_w18_small'}  # timm's name for the one width it spells differently
-
-
 def _timm_features(width: str) -> nn.Module | None:
     try:
-        name = TIMM_NAMES.get(width, f'hrnet_{width}')
-        return timm.create_model(name, features_only=True, feature_location='').eval()
+        return timm.create_model(get_spec(width).timm_name, features_only=True, feature_location='').eval()
     except (RuntimeError, KeyError, ValueError):  # a width timm does not have
         return None
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .export import export_model
-from .fast.openvino_backend import compile_config
+from ..export import export_model
+from ..fast.openvino_backend import compile_config
 
 __all__ = ['ENGINES', 'PeerEngines', 'engine_versions']
 

@@ -1,7 +1,7 @@
 """``hrnet-zoo bench --profile``: where one forward spends its time, per op, in our fast path and in OpenVINO.
 
 Ours is profiled by ``torch.profiler`` (CPU activity), OpenVINO by its own per-node counters (``PERF_COUNT``) on
-our ONNX export (:class:`hrnet_zoo.bench_peers.PeerEngines`), at the input, precision and thread count of the
+our ONNX export (:class:`hrnet_zoo.bench.peers.PeerEngines`), at the input, precision and thread count of the
 timed bench. Both give rows of one shape: ``op`` (an aten / mkldnn op for ours; ``node_type/exec_type`` for
 OpenVINO), ``calls`` and ``total_ms_per_round`` per forward, and ``share`` of the sum over all rows. Times are
 self (exclusive) times, so the rows of one profile add up to the time spent in ops and the shares to 1.
@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile
 
-from .bench_peers import PeerEngines
-from .fast.optimize import optimize_for_inference
+from ..fast.optimize import optimize_for_inference
+from .peers import PeerEngines
 
 __all__ = ['profile_torch', 'profile_openvino', 'profile_cases', 'format_profile', 'profile_json']
 

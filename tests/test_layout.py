@@ -153,6 +153,7 @@ def _layers() -> list[set[str]]:
         {'hrnet_zoo.weights.io'},
         {'hrnet_zoo.weights.sources'},
         {'hrnet_zoo.weights.checks'},
+        {'hrnet_zoo.weights.layouts'},
         {'hrnet_zoo.weights.pretrained'},
         {'hrnet_zoo.models.backbone', 'hrnet_zoo.models.layers'},
         {'hrnet_zoo.models.builder'},

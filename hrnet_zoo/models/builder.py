@@ -17,6 +17,7 @@ Every head takes the fine-tuning controls of mmseg / mmpose / torchvision: ``fro
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -26,7 +27,15 @@ from torch import Tensor, nn
 
 from ..specs import HEADS, arch_name, get_spec, parse_arch
 from ..weights.manifest import MANIFEST
-from ..weights.pretrained import SAFETENSORS_ONLY, checked_pretrained_filter, named_fetch_errors
+from ..weights.pretrained import (
+    SAFETENSORS_ONLY,
+    WeightsFetchError,
+    checked_pretrained_filter,
+    direct_weights,
+    is_original_checkpoint,
+    named_fetch_errors,
+    original_checkpoint_weights,
+)
 from .backbone import HRNetBackbone, NormLayer
 from .layers import concat_branches
 
@@ -211,15 +220,67 @@ def create_hrnet(arch: str, pretrained: bool = False, **kwargs: Any) -> HRNet:
     if record is not None and 'upsample_mode' not in kwargs:
         kwargs['upsample_mode'] = record.upsample_mode
         kwargs.setdefault('align_corners', record.align_corners)
+    user_overlay = dict(kwargs.get('pretrained_cfg_overlay') or {})
     # safetensors only: timm would otherwise fall back to pytorch_model.bin (a pickle) when the Hub fails to answer
-    kwargs['pretrained_cfg_overlay'] = {**SAFETENSORS_ONLY, **(kwargs.get('pretrained_cfg_overlay') or {})}
-    with named_fetch_errors(arch, pretrained, kwargs):  # Hub errors name the repo, the file and the revision
-        return build_model_with_cfg(
-            MODEL_CLASSES[head],
-            arch,
-            pretrained,
-            width=width,
-            feature_cfg=dict(feature_cls='getter'),
-            pretrained_filter_fn=partial(checked_pretrained_filter, cache_dir=kwargs.get('cache_dir')),
-            **kwargs,
-        )
+    kwargs['pretrained_cfg_overlay'] = {**SAFETENSORS_ONLY, **user_overlay}
+    if pretrained:
+        _direct_source(arch, head, width, record, user_overlay, kwargs)
+
+    def build() -> HRNet:
+        with named_fetch_errors(arch, pretrained, kwargs, record):  # Hub errors name the repo, file and revision
+            return build_model_with_cfg(
+                MODEL_CLASSES[head],
+                arch,
+                pretrained,
+                width=width,
+                feature_cfg=dict(feature_cls='getter'),
+                pretrained_filter_fn=partial(checked_pretrained_filter, cache_dir=kwargs.get('cache_dir')),
+                **kwargs,
+            )
+
+    try:
+        return build()
+    except WeightsFetchError:
+        if not (record is not None and record.direct and record.published and not _overridden(user_overlay)):
+            raise
+    # a published tag whose Hub copy could not be read: its direct download is the fallback
+    kwargs['pretrained_cfg_overlay']['file'] = str(_direct_file(record, head, width, kwargs))
+    return build()
+
+
+def _overridden(overlay: dict[str, Any]) -> bool:
+    """Whether the caller named the weights themselves (a file, a state_dict, a URL or a Hub repo)."""
+    return any(overlay.get(key) for key in ('file', 'state_dict', 'url', 'hf_hub_id'))
+
+
+def _expected_shapes(head: str, width: str, record: Any, kwargs: dict[str, Any]):
+    """The state_dict shapes of the model a checkpoint must fit, built on the meta device."""
+
+    def shapes(num_classes: int | None) -> dict[str, torch.Size]:
+        resize = {k: kwargs[k] for k in ('upsample_mode', 'align_corners') if k in kwargs}
+        classes = {} if num_classes is None else {'num_classes': num_classes}
+        model = MODEL_CLASSES[head](width, device='meta', **resize, **classes)
+        return {k: v.shape for k, v in model.state_dict().items()}
+
+    return shapes
+
+
+def _direct_file(record: Any, head: str, width: str, kwargs: dict[str, Any]) -> Path:
+    return direct_weights(record, _expected_shapes(head, width, record, kwargs), cache_dir=kwargs.get('cache_dir'))
+
+
+def _direct_source(
+    arch: str, head: str, width: str, record: Any, overlay: dict[str, Any], kwargs: dict[str, Any]
+) -> None:
+    """Point timm's loader at a safetensors file where the weights are not read from the Hub: an original checkpoint
+    the caller passed as ``file=`` (converted in memory), or a direct-download tag that is not published (downloaded,
+    converted and cached once)."""
+    file = overlay.get('file')
+    if file and is_original_checkpoint(file):
+        name = record.name if record is not None else arch
+        state_dict = original_checkpoint_weights(file, name, _expected_shapes(head, width, record, kwargs))
+        kwargs['pretrained_cfg_overlay'].pop('file')
+        kwargs['pretrained_cfg_overlay']['state_dict'] = state_dict  # the filter keeps the model's head if it has none
+        return
+    if record is not None and record.direct and not record.published and not _overridden(overlay):
+        kwargs['pretrained_cfg_overlay']['file'] = str(_direct_file(record, head, width, kwargs))

@@ -9,6 +9,9 @@ derived from these records (torchvision's ``Weights`` design). What a record is:
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .._moved import moved_attribute
@@ -24,6 +27,7 @@ __all__ = [
     'HEADS',
     'HUB_ORG',
     'MANIFEST',
+    'PUBLISHED',
     'PAPER',
     'PAPER_ID',
     'Metric',
@@ -245,7 +249,87 @@ _IN1K_RECORDS = (
     *(_in1k(h, w) for h in HEADS for w in WIDTHS),
     *(_in1k(h, w, tag) for tag, (*_, widths) in _IN1K_VARIANTS.items() for h in HEADS for w in WIDTHS if w in widths),
 )
-MANIFEST: dict[str, WeightsRecord] = {r.name: r for r in (*_TASK_RECORDS, *_IN1K_RECORDS)}
+
+
+# Checkpoints with a direct download (OpenMMLab's model zoos, the HRNet-OCR release files), one JSON object each in
+# direct_records.json, built from shared/reference/hrnet-checkpoints.json and the OpenMMLab configs: the source,
+# its training settings (fuse resize, decoding), its published metrics and its dataset's label or keypoint set.
+_DIRECT_FILE = Path(__file__).with_name('direct_records.json')
+_OPENMMLAB_NOTE = 'Trained and released by OpenMMLab ({codebase}, config {config}), Apache-2.0.'
+_MMLAB_LAYOUTS = {'mmseg_fcn', 'mmseg_ocr', 'mmpose0_topdown', 'mmpose1_topdown', 'mmpose0_hrnetv2_head',
+                  'mmpose1_hrnetv2_head', 'mmdet_hrfpn'}  # fmt: skip
+
+
+def _direct(entry: dict[str, Any], official: WeightsRecord | None) -> WeightsRecord:
+    """A record from one direct_records.json object; an official release file with a record already (the
+    HRNet-OCR release assets) keeps that record's facts and gains the direct download."""
+    url = entry['url']
+    source = Source(
+        file_name=url.rsplit('/', 1)[1],
+        url=url,
+        codebase=entry['codebase'],
+        layout=official.source.layout if official else entry['layout'],
+        trained_by=entry['trained_by'],
+        direct_url=url,
+        hash_prefix=entry.get('hash_prefix'),
+        config=entry.get('config'),
+    )
+    metrics = tuple(Metric(*m) for m in entry['metrics'])
+    if official is not None:
+        return replace(official, source=source, metrics=metrics, align_corners=entry['align_corners'])
+    head = parse_arch(entry['arch'])[0]
+    decoding = entry.get('decoding')
+    notes = tuple(entry.get('notes', ()))
+    if entry['layout'] in _MMLAB_LAYOUTS:
+        notes += (_OPENMMLAB_NOTE.format(codebase=entry['codebase'], config=entry['config']),)
+    return WeightsRecord(
+        arch=entry['arch'],
+        tag=entry['tag'],
+        task=entry['task'],
+        dataset=entry['dataset'],
+        dataset_name=entry['dataset_name'],
+        num_classes=entry['num_classes'],
+        input_size=tuple(entry['input_size']),
+        source=source,
+        metrics=metrics,
+        upsample_mode=entry['upsample_mode'],
+        align_corners=entry['align_corners'],
+        license=entry['license'],
+        notes=notes,
+        label_set=entry.get('label_set'),
+        keypoint_set=entry.get('keypoint_set'),
+        decoding=decoding or 'standard',
+        shift_heatmap=entry.get('shift_heatmap', True),
+        # pose heatmaps from an HRNetV2 head (faces, hands)
+        decoder_override='topdown_heatmaps' if decoding and HEADS[head].decoder != 'topdown_heatmaps' else '',
+    )
+
+
+def _with_direct_sources(records: tuple[WeightsRecord, ...]) -> dict[str, WeightsRecord]:
+    """Every record, the direct ones merged in; per architecture the default tag (the one marked in the JSON, else
+    the first listed) comes first, then the rest in their order: timm's default is an architecture's first tag."""
+    entries = json.loads(_DIRECT_FILE.read_text(encoding='utf-8'))
+    by_name = {r.name: r for r in records}
+    merged = dict(by_name)
+    defaults = {}
+    for entry in entries:
+        name = f'{entry["arch"]}.{entry["tag"]}'
+        merged[name] = _direct(entry, by_name.get(name))
+        if entry.get('default'):
+            defaults[entry['arch']] = name
+    ordered = {}
+    for record in merged.values():
+        if record.arch in defaults and record.arch not in {r.arch for r in ordered.values()}:
+            ordered[defaults[record.arch]] = merged[defaults[record.arch]]
+        ordered.setdefault(record.name, record)
+    return {name: replace(r, published=True) if name in PUBLISHED else r for name, r in ordered.items()}
+
+
+# Tags that `hrnet-zoo release` has published to HUB_ORG: their Hub copy is read first (add a tag here once its
+# release has been verified; the direct download stays the fallback).
+PUBLISHED: frozenset[str] = frozenset()
+
+MANIFEST: dict[str, WeightsRecord] = _with_direct_sources((*_TASK_RECORDS, *_IN1K_RECORDS))
 
 
 def get_record(name: str) -> WeightsRecord:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from ..data.keypoints import KEYPOINT_SETS, KeypointSet
-from ..data.labels import CLASS_FLIP_PAIRS, PALETTES
+from ..data.keypoints import KEYPOINT_SETS, KEYPOINTS, KeypointSet
+from ..data.labels import CLASS_FLIP_PAIRS, LABELS, PALETTES
 from ..specs import HEADS, HeadSpec, parse_arch
 from .counts import COUNTS
 
@@ -62,6 +62,11 @@ class Source:
     layout: str
     sha256: str | None = None  # of the official file, once it has been downloaded and checked
     trained_by: str = 'Microsoft'  # who trained and released the weights, for the card's credit line
+    # the file's direct download (None: only a page, a Google Drive or OneDrive link); `pretrained=True` downloads
+    # it, checks `hash_prefix` (the first hex digits of its sha256, from OpenMMLab's file names) and converts it
+    direct_url: str | None = None
+    hash_prefix: str | None = None
+    config: str | None = None  # the training config in `codebase`
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,23 @@ class WeightsRecord:
     # The Hub repo the weights are fetched from; None: this project's own `HUB_ORG/<arch>.<tag>`, filled by
     # `hrnet-zoo release`. Weights another organisation already hosts (timm's ImageNet backbones) name its repo.
     hub_repo: str | None = None
+    # True once `hrnet-zoo release` has published it to HUB_ORG: the Hub copy is read first, the direct download is
+    # the fallback (set by the manifest's PUBLISHED list)
+    published: bool = False
+    # what the dataset facts of hrnet_zoo.data call its labels (a key of LABELS or KEYPOINTS); None: see label_names
+    label_set: str | None = None
+    keypoint_set: str | None = None
+    # how its heatmaps were decoded in training and test: 'standard' (argmax + quarter-pixel shift), 'dark' or
+    # 'udp' (mmpose's UDPHeatmap), and whether the flip test shifts the flipped heatmap by one pixel
+    decoding: str = 'standard'
+    shift_heatmap: bool = True
+    # the decoder of its output, where it is not its head's (a face model is HRNetV2 with heatmaps); '' for the head's
+    decoder_override: str = ''
+
+    def __post_init__(self) -> None:
+        if self.label_names is None and (self.label_set or self.keypoint_set):
+            names = LABELS[self.label_set].names if self.label_set else KEYPOINTS[self.keypoint_set].names
+            object.__setattr__(self, 'label_names', names)
 
     @property
     def name(self) -> str:
@@ -123,21 +145,32 @@ class WeightsRecord:
     @property
     def decoder(self) -> str:
         """How the model's output becomes an answer (a key of :data:`~hrnet_zoo.specs.DECODERS`)."""
-        return self.head_spec.decoder
+        return self.decoder_override or self.head_spec.decoder
+
+    @property
+    def direct(self) -> bool:
+        """Whether ``pretrained=True`` can download the original file itself (and convert it on load)."""
+        return self.source.direct_url is not None
 
     @property
     def keypoints(self) -> KeypointSet | None:
         """Joint names, flip pairs and skeleton of a keypoint tag (None where the labels are not a known joint set)."""
+        if self.keypoint_set:
+            return KEYPOINTS[self.keypoint_set]
         return KEYPOINT_SETS.get(self.label_names)
 
     @property
     def class_flip_pairs(self) -> tuple[tuple[int, int], ...]:
         """Left-right class pairs a flip test swaps (LIP's body parts; none for most datasets)."""
+        if self.label_set:
+            return LABELS[self.label_set].class_flip_pairs
         return CLASS_FLIP_PAIRS.get(self.label_names, ())
 
     @property
     def palette(self) -> tuple[tuple[int, int, int], ...] | None:
         """The dataset's class colours, where it defines them (None: draw with a generated palette)."""
+        if self.label_set:
+            return LABELS[self.label_set].palette
         return PALETTES.get(self.label_names)
 
     @property

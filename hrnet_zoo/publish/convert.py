@@ -19,11 +19,11 @@ from timm.models._hub import save_config_for_hf  # no public name in timm 1.0.31
 from torch import Tensor
 
 from ..models.builder import create_hrnet
-from ..specs import parse_arch
+from ..specs import HEADS, parse_arch
 from ..version import __version__
 from ..weights.io import DIGEST_KEY, few, sha256_file, tensors_digest
 from ..weights.layouts import MMLAB_RENAMES, check_checkpoint_path, detect_layout, load_checkpoint, to_our_layout
-from ..weights.manifest import default_tag, get_record
+from ..weights.manifest import MANIFEST, default_tag, get_record
 from ..weights.pretrained import fill_untrained_head
 from .cards import model_card
 
@@ -73,6 +73,24 @@ def _replace_folder(out_dir: Path, write: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _tag_for_file(arch: str, file_name: str) -> str | None:
+    """The tag whose official file this is, by its name (OpenMMLab's hash-named files make it unique)."""
+    named = [r.tag for r in MANIFEST.values() if r.arch == arch and r.source.file_name == file_name]
+    return named[0] if named else None
+
+
+def _refuse_dropping_a_trained_head(state_dict: Mapping[str, Tensor], arch: str, checkpoint: Path) -> None:
+    """An untagged conversion that fell back to a backbone-only tag must not drop a trained head."""
+    head = HEADS[parse_arch(arch)[0]]
+    converted = convert_state_dict(state_dict, arch)  # the architecture alone keeps a head the file has
+    if any(k.startswith(head.prefixes) for k in converted):
+        tags = [r.tag for r in MANIFEST.values() if r.arch == arch and not r.backbone_only]
+        raise ValueError(
+            f'{checkpoint} holds a trained {head.described}, and {arch} without a tag means a backbone-only tag '
+            f'that would drop it; name the tag it was trained for: {arch}.<tag>, one of {few(tags) or "(none)"}'
+        )
+
+
 def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | Path) -> Path:
     """Convert a released checkpoint for ``<arch>[.<tag>]`` into ``out_dir``: ``model.safetensors``,
     ``config.json`` (timm's) and ``README.md`` (the model card). Returns ``out_dir``.
@@ -82,15 +100,25 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     arch, _, tag = model_name.partition('.')
     parse_arch(arch)
-    record = get_record(f'{arch}.{tag or default_tag(arch)}')
     check_checkpoint_path(checkpoint)
+    named = tag or _tag_for_file(arch, checkpoint.name)
+    record = get_record(f'{arch}.{named or default_tag(arch)}')
     digest = sha256_file(checkpoint)  # before unpickling anything
     if record.source.sha256 and digest != record.source.sha256.lower():
         raise ValueError(
             f'{checkpoint} has sha256 {digest}, but {record.name} expects {record.source.sha256} '
             f'({record.source.file_name}); refusing to convert another file'
         )
-    tensors = convert_state_dict(load_checkpoint(checkpoint), record.name)
+    claimed = named is not None  # the file is that record's by the caller's word or by its name
+    if claimed and record.source.hash_prefix and not digest.startswith(record.source.hash_prefix.lower()):
+        raise ValueError(
+            f'{checkpoint} has sha256 {digest[:16]}..., but {record.name} is the file whose sha256 starts with '
+            f'{record.source.hash_prefix} ({record.source.file_name}); refusing to convert another file'
+        )
+    state_dict = load_checkpoint(checkpoint)
+    if not tag and record.backbone_only:
+        _refuse_dropping_a_trained_head(state_dict, arch, checkpoint)
+    tensors = convert_state_dict(state_dict, record.name)
 
     # through timm's factory, which records the kwargs that config.json's model_args carry
     model = timm.create_model(

@@ -135,6 +135,27 @@ def _stem(name: str) -> str:
 NAME, MAKE, _ = CASES['mmseg_fcn']
 
 
+def test_fcos_pyramid_has_stride_2_convs_and_takes_rgb(hub_dir, monkeypatch):
+    """mmdetection's FCOS HRFPN (stride=2: levels at strides 8 ... 128) was trained on BGR input: the converted
+    conv1 has its input channels reversed, so the model takes RGB like every other."""
+    name = 'hrnetv2p_w18.mmdet_fcos_coco_1x'
+    checkpoint = mm.mmdet_hrfpn('w18')
+    server = _serve(name, _file_bytes(checkpoint), monkeypatch)
+    try:
+        model = timm.create_model(name, pretrained=True).eval()
+    finally:
+        server.__exit__(None, None, None)
+    theirs = checkpoint['state_dict']['backbone.conv1.weight']
+    assert torch.equal(model.conv1.weight, theirs[:, [2, 1, 0]])
+    assert torch.equal(model.neck.fpn_convs[0].weight, checkpoint['state_dict']['neck.fpn_convs.0.conv.weight'])
+    with torch.no_grad():
+        levels = model(torch.zeros(1, 3, 256, 256))
+    assert [256 // level.shape[-1] for level in levels] == [8, 16, 32, 64, 128]
+    assert [
+        256 // level.shape[-1] for level in timm.create_model('hrnetv2p_w18').eval()(torch.zeros(1, 3, 256, 256))
+    ] == [4, 8, 16, 32, 64]
+
+
 def test_a_wrong_hash_prefix_is_refused_and_nothing_is_kept(hub_dir, monkeypatch):
     server = _serve(NAME, _file_bytes(MAKE()), monkeypatch, matching_hash=False)  # the real file's prefix
     try:
@@ -204,7 +225,7 @@ def test_a_tag_with_no_direct_source_says_where_the_file_is(hf_home, hub):
 
 def test_every_direct_record_names_a_download_and_a_hash():
     direct = [r for r in MANIFEST.values() if r.direct]
-    assert len(direct) >= 189
+    assert len(direct) >= 196
     for record in direct:
         assert urlsplit(record.source.direct_url).scheme == 'https', record.name
         hashed = 'download.openmmlab.com' in record.source.direct_url and 'exlpose' not in record.tag

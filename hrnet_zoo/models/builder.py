@@ -220,6 +220,8 @@ def create_hrnet(arch: str, pretrained: bool = False, **kwargs: Any) -> HRNet:
     if record is not None and 'upsample_mode' not in kwargs:
         kwargs['upsample_mode'] = record.upsample_mode
         kwargs.setdefault('align_corners', record.align_corners)
+    for key, value in record.model_kwargs if record is not None else ():
+        kwargs.setdefault(key, value)
     user_overlay = dict(kwargs.get('pretrained_cfg_overlay') or {})
     # safetensors only: timm would otherwise fall back to pytorch_model.bin (a pickle) when the Hub fails to answer
     kwargs['pretrained_cfg_overlay'] = {**SAFETENSORS_ONLY, **user_overlay}

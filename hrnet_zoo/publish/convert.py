@@ -126,6 +126,7 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
         num_classes=record.num_classes,
         upsample_mode=record.upsample_mode,
         align_corners=record.align_corners,
+        **dict(record.model_kwargs),
     )
     model.load_state_dict(fill_untrained_head(tensors, model), strict=True)
     own = model.state_dict()
@@ -143,6 +144,7 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
     def write(folder: Path) -> None:
         save_file(tensors, str(folder / 'model.safetensors'), metadata=metadata)
         model_args = dict(upsample_mode=record.upsample_mode, align_corners=record.align_corners)
+        model_args.update(record.model_kwargs)
         save_config_for_hf(model, str(folder / 'config.json'), model_args=model_args)
         # timm 1.0.31 also writes num_classes into model_args; transformers' TimmWrapper passes it itself and
         # then fails on the duplicate. timm reads the top-level num_classes, so the copy is redundant.

@@ -264,4 +264,11 @@ COUNTS: dict[str, tuple[int, float]] = {
     'hrnetv2_ocr_w48.mmseg_cityscapes_512x1024_80k': (70372678, 1206.3690795898438),
     'hrnetv2_ocr_w48.mmseg_pascal_voc12aug_512x512_20k': (70375146, 150.83941650390625),
     'hrnetv2_ocr_w48.mmseg_pascal_voc12aug_512x512_40k': (70375146, 150.83941650390625),
+    'hrnetv2p_w18.mmdet_fcos_coco_1x': (12582036, 81.74678403139114),
+    'hrnetv2p_w18.mmdet_fcos_coco_2x': (12582036, 81.74678403139114),
+    'hrnetv2p_w32.mmdet_fcos_coco_1x': (32379072, 176.74792575836182),
+    'hrnetv2p_w32.mmdet_fcos_coco_2x': (32379072, 176.74792575836182),
+    'hrnetv2p_w18.mmdet_fcos_coco_2x_mstrain': (12582036, 81.74678403139114),
+    'hrnetv2p_w32.mmdet_fcos_coco_2x_mstrain': (32379072, 176.74792575836182),
+    'hrnetv2p_w40.mmdet_fcos_coco_2x_mstrain': (48625472, 253.3225612640381),
 }

@@ -261,6 +261,8 @@ def to_our_layout(
     if not has_head:  # backbone-only: the head is missing by design, the model keeps its initialised one
         expected = {k: s for k, s in expected.items() if not k.startswith(own_head.prefixes)}
     _check_keys(sd, expected, model_name, layout)
+    if record is not None and record.input_order == 'bgr':  # trained on BGR: reversed input channels take RGB
+        sd['conv1.weight'] = sd['conv1.weight'].flip(1)
     return sd
 
 

@@ -302,6 +302,8 @@ def _direct(entry: dict[str, Any], official: WeightsRecord | None) -> WeightsRec
         shift_heatmap=entry.get('shift_heatmap', True),
         # pose heatmaps from an HRNetV2 head (faces, hands)
         decoder_override='topdown_heatmaps' if decoding and HEADS[head].decoder != 'topdown_heatmaps' else '',
+        model_kwargs=tuple(sorted(entry.get('model_kwargs', {}).items())),
+        input_order=entry.get('input_order', 'rgb'),
     )
 
 

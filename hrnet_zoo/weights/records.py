@@ -6,6 +6,7 @@ from it (head, width, label and keypoint sets, timm's pretrained cfg). The recor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
@@ -106,6 +107,11 @@ class WeightsRecord:
     shift_heatmap: bool = True
     # the decoder of its output, where it is not its head's (a face model is HRNetV2 with heatmaps); '' for the head's
     decoder_override: str = ''
+    # constructor arguments its checkpoint needs besides the fuse resize (mmdetection's FCOS: fpn_stride=2)
+    model_kwargs: tuple[tuple[str, Any], ...] = ()
+    # the channel order its checkpoint's first conv was trained on; 'bgr' files are stored with conv1's input
+    # channels reversed at conversion, so every model here takes RGB
+    input_order: str = 'rgb'
 
     def __post_init__(self) -> None:
         if self.label_names is None and (self.label_set or self.keypoint_set):

@@ -23,14 +23,16 @@ class PyramidNeck(nn.Module):
     2^(num_levels-1) cells (an input of at least 61 px per side for five levels).
     """
 
-    def __init__(self, in_chs: int, out_channels: int = 256, num_levels: int = 5, device=None, dtype=None) -> None:
+    def __init__(
+        self, in_chs: int, out_channels: int = 256, num_levels: int = 5, stride: int = 1, device=None, dtype=None
+    ) -> None:
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         self.out_channels = out_channels
         self.num_levels = num_levels
         self.reduction_conv = nn.Conv2d(in_chs, out_channels, 1, bias=True, **dd)
         self.fpn_convs = nn.ModuleList(
-            [nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=True, **dd) for _ in range(num_levels)]
+            [nn.Conv2d(out_channels, out_channels, 3, stride, padding=1, bias=True, **dd) for _ in range(num_levels)]
         )
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -59,11 +61,15 @@ class HRNetV2p(HRNet):
         **kwargs: ``in_chans``, ``upsample_mode``, ``align_corners``, ``output_stride``, ``device``, ``dtype``,
             as documented in :class:`HRNetV2`.
         out_channels: channels of every pyramid level.
+        fpn_stride: of the 3x3 conv of every level: 1 gives strides 4 ... 64 (the R-CNN detectors), 2 gives 8 ...
+            128 (mmdetection's FCOS, ``HRFPN(stride=2)``).
     """
 
     head = 'v2p'
 
-    def __init__(self, width: str = 'w32', num_classes: int = 0, out_channels: int = 256, **kwargs: Any) -> None:
+    def __init__(
+        self, width: str = 'w32', num_classes: int = 0, out_channels: int = 256, fpn_stride: int = 1, **kwargs: Any
+    ) -> None:
         if num_classes != 0:
             raise ValueError(
                 f'HRNetV2p has no classifier (it returns a feature pyramid); got num_classes={num_classes}'
@@ -73,7 +79,7 @@ class HRNetV2p(HRNet):
         self.num_classes = 0
         self.num_features = self.head_hidden_size = sum(self.branch_channels)
         self.out_channels = out_channels
-        self.neck = PyramidNeck(self.num_features, out_channels, **dd)
+        self.neck = PyramidNeck(self.num_features, out_channels, stride=fpn_stride, **dd)
         self._init_weights()
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> list[Tensor]:

@@ -21,7 +21,7 @@ from .files import write_atomically
 from .publish.cards import write_cards
 from .publish.client import publish
 from .publish.convert import convert_checkpoint
-from .publish.release import FAILED, LOCK_PATH, release, summary_table
+from .publish.release import FAILED, LOCK_NAME, release, summary_table
 from .specs import ARCHS
 from .stats import arch_stats
 from .tasks.inputs import load_image
@@ -175,10 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser('release', help='convert, check and publish every manifest tag from a folder of official files')
-    p.add_argument('folder', type=Path, help='the official checkpoints, under their manifest `source.file_name`')
+    p.add_argument('folder', type=Path, metavar='DIR', help='the official checkpoints, by manifest `source.file_name` '
+                   '(direct downloads missing there are fetched into it)')  # fmt: skip
     p.add_argument('--only', action='append', default=[], metavar='GLOB', help='<arch>.<tag> glob (repeatable)')
     p.add_argument('--dry-run', action='store_true', help='say what would be published; upload nothing')
-    p.add_argument('--lock', type=Path, default=LOCK_PATH, help='the sha256 lock file (default: %(default)s)')
+    p.add_argument('--lock', type=Path, default=None, help=f'the sha256 lock file (default: DIR/{LOCK_NAME})')
     p.set_defaults(func=_cmd_release)
 
     p = sub.add_parser('cards', help='regenerate the model cards of every manifest entry')

@@ -277,6 +277,9 @@ def _direct_source(
     """Point timm's loader at a safetensors file where the weights are not read from the Hub: an original checkpoint
     the caller passed as ``file=`` (converted in memory), or a direct-download tag that is not published (downloaded,
     converted and cached once)."""
+    named = kwargs.get('pretrained_cfg')
+    if isinstance(named, dict) and named.get('source') in ('local-dir', 'hf-hub'):
+        return  # the caller named a folder or a Hub repo (timm's `local-dir:` / `hf-hub:` names)
     file = overlay.get('file')
     if file and is_original_checkpoint(file):
         name = record.name if record is not None else arch

@@ -3,9 +3,12 @@
 For every manifest record this project publishes (the ImageNet backbones are read from timm's own repos and are
 not released here), in manifest order:
 
-1. find ``source.file_name`` in DIR and hash it. Every file is hashed before anything is uploaded, so a file whose
-   sha256 differs from the manifest's (or from the lock file's, for records the manifest has none for) is refused
-   up front;
+1. find ``source.file_name`` in DIR and hash it. Every file there is hashed before anything is uploaded, so a file
+   whose sha256 differs from the manifest's (or from the lock file's, for records the manifest has none for), or
+   does not start with a direct record's hash prefix, is refused up front. A record with a direct download
+   (``source.direct_url``) whose file DIR lacks has it downloaded into DIR when its turn comes
+   (:func:`~hrnet_zoo.weights.sources.fetch`, which checks the hash prefix before the file takes its name; a dry
+   run downloads nothing); a record with neither is reported missing;
 2. convert it (:func:`~hrnet_zoo.publish.convert.convert_checkpoint`) into a temporary folder;
 3. compare the converted files with what the Hub's ``main`` holds (sha256 of LFS files, git blob ids of the
    others, from huggingface_hub's ``get_paths_info``): equal means "already there", and no commit is made;
@@ -13,15 +16,18 @@ not released here), in manifest order:
    download-and-compare check.
 
 Each tag is one atomic commit, so a run stopped anywhere leaves every repo at a complete revision, and a rerun
-finishes the rest (tags already published compare equal and are skipped). A digest the manifest lacks is written to
-the lock file (atomically) only once its tag is on the Hub. The endpoint and token are huggingface_hub's own
-(``HF_ENDPOINT``, ``HF_TOKEN``, the cached login); the token is never printed.
+finishes the rest (tags already published compare equal and are skipped, and files downloaded before the stop are in
+DIR). A digest the manifest lacks (the full sha256 of a direct record's file too) is written to the lock file, by
+default ``DIR/official_sha256.json`` beside the files it describes, never into the installed package, only once its
+tag is on the Hub, and atomically: a stopped or failed run leaves the previous lock file whole. The endpoint and
+token are huggingface_hub's own (``HF_ENDPOINT``, ``HF_TOKEN``, the cached login); the token is never printed.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,13 +41,15 @@ from ..files import write_text_atomically
 from ..version import __version__
 from ..weights.io import DIGEST_KEY, read_safetensors_header, sha256_file, verify_safetensors
 from ..weights.manifest import MANIFEST, WeightsRecord
+from ..weights.sources import fetch, hash_prefix_of
 from .client import PUBLISHED_FILES, publish
 from .convert import convert_checkpoint
 
-__all__ = ['LOCK_PATH', 'STATUSES', 'TagResult', 'read_lock', 'release', 'select_records', 'summary_table']
+__all__ = ['LOCK_NAME', 'STATUSES', 'TagResult', 'read_lock', 'release', 'select_records', 'summary_table']
 
-# The sha256 of official files the manifest has no digest for, recorded by the first release that published them.
-LOCK_PATH = Path(__file__).resolve().parents[1] / 'weights' / 'official_sha256.json'
+# The sha256 of official files the manifest has no digest for, recorded by the first release that published them:
+# ``DIR/LOCK_NAME`` unless ``--lock`` names another file.
+LOCK_NAME = 'official_sha256.json'
 
 PUBLISHED, ALREADY, WOULD, MISSING, FAILED, ELSEWHERE = (
     'published', 'already there', 'would publish', 'missing file', 'failed', 'not released',
@@ -64,7 +72,7 @@ def select_records(only: Sequence[str] = ()) -> list[WeightsRecord]:
     return [r for name, r in MANIFEST.items() if not only or any(fnmatch.fnmatchcase(name, g) for g in only)]
 
 
-def read_lock(path: str | Path = LOCK_PATH) -> dict[str, dict[str, str]]:
+def read_lock(path: str | Path) -> dict[str, dict[str, str]]:
     """``{'<arch>.<tag>': {'file': ..., 'sha256': ...}}`` from the lock file ({} when there is none yet)."""
     path = Path(path)
     if not path.is_file():
@@ -114,6 +122,21 @@ def _verify_existing(api: HfApi, repo_id: str, sha: str) -> None:
         verify_safetensors(api.hf_hub_download(repo_id, 'model.safetensors', revision=sha, cache_dir=cache))
 
 
+def _digest_problem(
+    record: WeightsRecord, path: Path, digest: str, lock: dict[str, dict[str, str]], lock_path: Path
+) -> str | None:
+    """Why ``path`` (of sha256 ``digest``) is not ``record``'s official file, in one line; None when it may be."""
+    prefix = (record.source.hash_prefix or hash_prefix_of(record.source.file_name)) if record.direct else None
+    if prefix and not digest.startswith(prefix.lower()):
+        return f"{path.name} has sha256 {digest}, not starting with the record's hash prefix {prefix}; not uploaded"
+    known, where = record.source.sha256, 'the manifest'
+    if not known:
+        known, where = lock.get(record.name, {}).get('sha256'), lock_path.name
+    if known and digest != known.lower():
+        return f'{path.name} has sha256 {digest}, {where} expects {known}; not uploaded'
+    return None
+
+
 def _reason(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return f'{type(err).__name__}: {lines[0][:240]}' if lines else type(err).__name__
@@ -149,14 +172,16 @@ def release(
     only: Sequence[str] = (),
     *,
     dry_run: bool = False,
-    lock_path: str | Path = LOCK_PATH,
+    lock_path: str | Path | None = None,
     endpoint: str | None = None,
     token: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[TagResult]:
-    """Release every selected manifest tag whose official file is in ``folder``; returns one result per tag, in
-    manifest order, after printing a progress line per tag through ``echo``. See the module docstring."""
-    folder, lock_path = Path(folder), Path(lock_path)
+    """Release every selected manifest tag whose official file is in ``folder`` (or, for a direct record, can be
+    downloaded into it); returns one result per tag, in manifest order, after printing a progress line per tag
+    through ``echo``. ``lock_path`` defaults to ``folder / LOCK_NAME``. See the module docstring."""
+    folder = Path(folder)
+    lock_path = folder / LOCK_NAME if lock_path is None else Path(lock_path)
     if not folder.is_dir():
         raise FileNotFoundError(f'No such folder of official checkpoints: {folder}')
     records = select_records(only)
@@ -173,33 +198,41 @@ def release(
 
     mode = 'dry run, nothing is uploaded' if dry_run else 'one commit per tag'
     echo(f'release: {total} tags, official files from {folder}, Hub {api.endpoint} ({mode})')
-    todo: list[tuple[WeightsRecord, Path, str]] = []
-    for record in records:  # every file hashed before any upload: a tampered one is refused up front
+    todo: list[tuple[WeightsRecord, Path, str | None]] = []  # digest None: to download first
+    for record in records:  # every file in DIR hashed before any upload: a tampered one is refused up front
         path = folder / record.source.file_name
         if not record.released_here:
             report(TagResult(record.name, ELSEWHERE, f'weights hosted at {record.hf_hub_id}, read from there'))
-        elif not path.is_file():
+        elif path.is_file():
+            digest = sha256_file(path)
+            problem = _digest_problem(record, path, digest, lock, lock_path)
+            if problem:
+                report(TagResult(record.name, FAILED, problem))
+            else:
+                todo.append((record, path, digest))
+        elif record.direct and dry_run:
+            report(TagResult(record.name, WOULD, f'{path.name} not in {folder}: would download it, then compare'))
+        elif record.direct:
+            todo.append((record, path, None))
+        else:
             report(
                 TagResult(record.name, MISSING, f'{record.source.file_name} not in {folder}; see {record.source.url}')
             )
-        else:
-            digest = sha256_file(path)
-            known, where = record.source.sha256, 'the manifest'
-            if not known:
-                known, where = lock.get(record.name, {}).get('sha256'), lock_path.name
-            if known and digest != known.lower():
-                detail = f'{path.name} has sha256 {digest}, {where} expects {known}; not uploaded'
-                report(TagResult(record.name, FAILED, detail))
-            else:
-                todo.append((record, path, digest))
     for record, path, digest in todo:
-        checked = lock.get(record.name, {}).get('sha256') == digest
         try:
+            if digest is None:  # checked against its hash prefix by fetch before it takes its name in DIR
+                source = record.source
+                path = fetch(source.direct_url, source.hash_prefix, cache_dir=folder, progress=sys.stderr.isatty())
+                digest = sha256_file(path)
+                problem = _digest_problem(record, path, digest, lock, lock_path)
+                if problem:
+                    raise ValueError(problem)
+            checked = lock.get(record.name, {}).get('sha256') == digest
             result = _release_one(api, record, path, checked, dry_run, endpoint, token)
         except Exception as err:  # one tag's failure is reported; the others go on
             result = TagResult(record.name, FAILED, _reason(err))
         if result.status in (PUBLISHED, ALREADY) and not dry_run and not record.source.sha256:
-            entry = {'file': record.source.file_name, 'sha256': digest}
+            entry = {'file': path.name, 'sha256': digest}
             if lock.get(record.name) != entry:
                 lock[record.name] = entry
                 _write_lock(lock_path, lock)

@@ -100,6 +100,8 @@ def convert_checkpoint(checkpoint: str | Path, model_name: str, out_dir: str | P
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     arch, _, tag = model_name.partition('.')
     parse_arch(arch)
+    if tag:
+        get_record(model_name)  # an unknown tag fails first, with the tags that exist
     check_checkpoint_path(checkpoint)
     named = tag or _tag_for_file(arch, checkpoint.name)
     record = get_record(f'{arch}.{named or default_tag(arch)}')

@@ -103,12 +103,15 @@ def model_decoder(model: Any) -> str:
 
 
 def require_decoder(model: Any, decoder: str, what: str, task: str) -> None:
-    """Refuse a model whose output is read another way, naming the task ``what`` needs and what the model does."""
+    """Refuse a model whose output is read another way, naming the task ``what`` needs and what the model does (its
+    record's task where it has one: a face model has HRNetV2's head but gives keypoint heatmaps)."""
     found = model_decoder(model)
     if found != decoder:
-        spec = HEADS[model.head]
-        raise ValueError(f'{what} needs a {task} model; {getattr(model, "arch", spec.display_name)} has the '
-                         f'{spec.described}, which does {head_task(model)}')  # fmt: skip
+        spec, record = _head_spec(model), model_record(model)
+        name = record.name if record is not None else getattr(model, 'arch', spec.display_name)
+        does = record.task if record is not None else spec.task
+        raise ValueError(f'{what} needs a {task} model ({decoder} output); {name} does {does} ({found} output, '
+                         f'from its {spec.described})')  # fmt: skip
 
 
 def model_record(model: Any) -> WeightsRecord | None:

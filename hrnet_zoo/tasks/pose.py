@@ -6,6 +6,12 @@ fills it) and then normalised; heatmaps are decoded as ``core/inference.get_fina
 ``TEST.POST_PROCESS`` (argmax, a quarter pixel toward the higher neighbour, the inverse transform); flip testing is
 ``utils/transforms.flip_back`` plus the ``TEST.SHIFT_HEATMAP`` one-pixel shift. DARK decoding (Zhang et al., CVPR
 2020, "Distribution-Aware Coordinate Representation", as mmpose implements it) is offered as ``decode='dark'``.
+
+A model with a manifest record is tested as its record says: ``decoding='dark'`` decodes with DARK, and
+``decoding='udp'`` (mmpose's ``TopdownAffine(use_udp=True)`` and ``UDPHeatmap``) crops with
+:func:`~.decoding.udp_warp_matrix` of the box's center and scale in pixels (the same box, grown to the input aspect
+ratio and padded 1.25, times 200), decodes with :func:`~.decoding.decode_udp` and maps back with
+:func:`~.decoding.input_to_image`; the flip test shifts the flipped heatmaps only where ``record.shift_heatmap``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.keypoints import KeypointSet
+from .decoding import decode_udp, flip_heatmaps, input_to_image, udp_warp_matrix
 from .inputs import ImageInput, load_image, model_record, normalize, require_decoder
 
 __all__ = [
@@ -38,6 +45,7 @@ __all__ = [
 TASK = 'keypoint-detection'
 DECODER = 'topdown_heatmaps'  # the output estimate_pose reads
 PIXEL_STD = 200.0  # the official unit of scale: a box of 200 px has scale 1
+DECODES = ('default', 'dark', 'udp')  # estimate_pose's decode=; a record's 'standard' decoding is 'default'
 
 
 def _boxes(boxes: Tensor | Sequence[Sequence[float]] | Sequence[float]) -> Tensor:
@@ -86,12 +94,17 @@ def affine_matrix(center: Tensor, scale: Tensor, output_size: tuple[int, int], i
 def crop_boxes(image: Tensor, center: Tensor, scale: Tensor, output_size: tuple[int, int]) -> Tensor:
     """The official crop (``cv2.warpAffine`` of ``get_affine_transform``, bilinear, zero border) of a ``[3, H, W]``
     image for each center / scale: ``[N, 3, output_size[1], output_size[0]]``."""
+    return _warp(image, affine_matrix(center, scale, output_size, inverse=True), output_size)
+
+
+def _warp(image: Tensor, inverse: Tensor, output_size: tuple[int, int]) -> Tensor:
+    """``cv2.warpAffine`` (bilinear, zero border) of a ``[3, H, W]`` image with each ``inverse`` matrix (output pixel
+    to image pixel, ``[N, 2, 3]``): ``[N, 3, output_size[1], output_size[0]]``."""
     out_w, out_h = output_size
-    inv = affine_matrix(center, scale, output_size, inverse=True)  # output pixel -> image pixel
     ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float64), torch.arange(out_w, dtype=torch.float64),
                             indexing='ij')  # fmt: skip
     points = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, -1, 3)
-    src = points @ inv.transpose(1, 2)  # [N, out_h * out_w, 2]
+    src = points @ inverse.transpose(1, 2)  # [N, out_h * out_w, 2]
     height, width = image.shape[-2:]
     # warpAffine samples at integer pixel positions: align_corners=True maps -1 / 1 to the first / last pixel
     grid = torch.stack([src[..., 0] * 2 / max(width - 1, 1) - 1, src[..., 1] * 2 / max(height - 1, 1) - 1], -1)
@@ -233,30 +246,49 @@ def check_boxes(boxes: Tensor, height: int, width: int) -> None:
             raise ValueError(f'box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} image')
 
 
+def _decode_of(record: Any, decode: str | None) -> str:
+    if decode is None:
+        decoding = record.decoding if record is not None else 'standard'
+        decode = 'default' if decoding == 'standard' else decoding
+    if decode not in DECODES:
+        raise ValueError(f'decode must be one of {", ".join(DECODES)}, got {decode!r}')
+    return decode
+
+
+def _shift_of(record: Any, decode: str) -> bool:
+    """Whether the flip test shifts the flipped heatmaps: the record's ``shift_heatmap`` where ``decode`` is its own
+    decoding, else the method's (the UDP crop mirrors exactly, the official one is a pixel off)."""
+    if record is not None and decode == ('default' if record.decoding == 'standard' else record.decoding):
+        return record.shift_heatmap
+    return decode != 'udp'
+
+
 def estimate_pose(
     model: Any,
     image: ImageInput,
     boxes: Tensor | Sequence[Sequence[float]] | Sequence[float],
     flip: bool = True,
-    decode: str = 'default',
+    decode: str | None = None,
     joints: KeypointSet | None = None,
 ) -> Poses:
-    """Keypoints of each person box ``x, y, w, h`` (image pixels) in one image.
+    """Keypoints of each box ``x, y, w, h`` (image pixels) in one image: people, faces, hands, animals.
 
     Args:
-        model: a model whose head does keypoint-detection (``HEADS[model.head].task``), in eval mode; its
+        model: a model whose output is top-down heatmaps (its record's decoder, else its head's), in eval mode; its
             pretrained cfg gives the crop size (``input_size``) and mean / std.
-        flip: the official flip test (flipped crops, heatmaps flipped back with the joint pairs and shifted).
-        decode: ``'default'`` (the official post-processing) or ``'dark'``.
+        flip: the flip test (flipped crops, heatmaps flipped back with the joint pairs and, unless the record says
+            ``shift_heatmap=False`` or the decoding is UDP, shifted one pixel).
+        decode: ``'default'`` (the official post-processing), ``'dark'`` or ``'udp'`` (mmpose's UDP crop and
+            decoding); None follows the model's record (``decoding``), ``'default'`` without one.
         joints: names, flip pairs and skeleton; None reads them from the model's manifest record.
     """
     require_decoder(model, DECODER, 'estimate_pose', TASK)
-    decoders = {'default': decode_heatmaps, 'dark': decode_dark}
-    if decode not in decoders:
-        raise ValueError(f'decode must be one of {", ".join(decoders)}, got {decode!r}')
+    record = model_record(model)
+    decode = _decode_of(record, decode)
     if joints is None:
         joints = joints_of(model)
-        if flip and not joints.flip_pairs:  # flipping without swapping left and right would mix the joints
+        # flipping without swapping left and right would mix the joints; a known set without pairs (a hand) has none
+        if flip and not joints.flip_pairs and (record is None or record.keypoints is None):
             raise ValueError(f'flip=True needs the left-right joint pairs, and {_name(model)} has no joint set in the '
                              'manifest (not a keypoint tag); pass joints= or flip=False')  # fmt: skip
     pixels = load_image(image)
@@ -267,13 +299,24 @@ def estimate_pose(
     boxes = _boxes(boxes)
     check_boxes(boxes, *pixels.shape[-2:])
     _, in_h, in_w = model.pretrained_cfg['input_size']
-    center, scale = box_to_center_scale(boxes, in_w / in_h)
-    crops = normalize(crop_boxes(pixels, center, scale, (in_w, in_h)), model)
+    if decode == 'udp':
+        # mmpose's GetBBoxCenterScale(padding=1.25) and TopdownAffine's aspect-ratio fix, in pixels
+        center, scale = box_to_center_scale(boxes, in_w / in_h, pixel_std=1.0)
+        inverse = udp_warp_matrix(center, scale, 0.0, (in_w, in_h), inverse=True)
+    else:
+        center, scale = box_to_center_scale(boxes, in_w / in_h)
+        inverse = affine_matrix(center, scale, (in_w, in_h), inverse=True)
+    crops = normalize(_warp(pixels, inverse, (in_w, in_h)), model)
     with torch.no_grad():
         heatmaps = model(torch.cat([crops, crops.flip(-1)]) if flip else crops).float()  # one forward for both
     if flip:
-        heatmaps = (heatmaps[: len(boxes)] + flip_back(heatmaps[len(boxes) :], joints.flip_pairs)) * 0.5
+        flipped = flip_heatmaps(heatmaps[len(boxes) :], joints.flip_pairs, shift=_shift_of(record, decode))
+        heatmaps = (heatmaps[: len(boxes)] + flipped) * 0.5
     if heatmaps.shape[1] != len(joints.names):
         raise ValueError(f'the model gives {heatmaps.shape[1]} heatmaps, but the joint set has {len(joints.names)}')
-    coords, scores = decoders[decode](heatmaps.cpu(), center, scale)
+    if decode == 'udp':
+        coords, scores = decode_udp(heatmaps.cpu(), (in_w, in_h))
+        coords = input_to_image(coords, center, scale, (in_w, in_h))
+    else:
+        coords, scores = (decode_dark if decode == 'dark' else decode_heatmaps)(heatmaps.cpu(), center, scale)
     return Poses(torch.cat([coords.float(), scores], -1), boxes, joints)

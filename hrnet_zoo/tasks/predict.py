@@ -33,7 +33,7 @@ def check_task(name: str) -> str:
     record = get_record(name)
     head = HEADS[parse_arch(record.arch)[0]]
     if record.decoder not in PREDICT_DECODERS:
-        raise ValueError(f'{name} has the {head.described}, which does {head.task}; predict does '
+        raise ValueError(f'{name} has the {head.described}, which does {record.task}; predict does '
                          f'{" and ".join(PREDICT_TASKS)}')  # fmt: skip
     return PREDICT_DECODERS[record.decoder]
 

@@ -255,7 +255,7 @@ def _overridden(overlay: dict[str, Any]) -> bool:
     return any(overlay.get(key) for key in ('file', 'state_dict', 'url', 'hf_hub_id'))
 
 
-def _expected_shapes(head: str, width: str, record: Any, kwargs: dict[str, Any]):
+def _expected_shapes(head: str, width: str, kwargs: dict[str, Any]):
     """The state_dict shapes of the model a checkpoint must fit, built on the meta device."""
 
     def shapes(num_classes: int | None) -> dict[str, torch.Size]:
@@ -268,7 +268,7 @@ def _expected_shapes(head: str, width: str, record: Any, kwargs: dict[str, Any])
 
 
 def _direct_file(record: Any, head: str, width: str, kwargs: dict[str, Any]) -> Path:
-    return direct_weights(record, _expected_shapes(head, width, record, kwargs), cache_dir=kwargs.get('cache_dir'))
+    return direct_weights(record, _expected_shapes(head, width, kwargs), cache_dir=kwargs.get('cache_dir'))
 
 
 def _direct_source(
@@ -283,7 +283,7 @@ def _direct_source(
     file = overlay.get('file')
     if file and is_original_checkpoint(file):
         name = record.name if record is not None else arch
-        state_dict = original_checkpoint_weights(file, name, _expected_shapes(head, width, record, kwargs))
+        state_dict = original_checkpoint_weights(file, name, _expected_shapes(head, width, kwargs))
         kwargs['pretrained_cfg_overlay'].pop('file')
         kwargs['pretrained_cfg_overlay']['state_dict'] = state_dict  # the filter keeps the model's head if it has none
         return

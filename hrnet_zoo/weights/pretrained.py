@@ -146,8 +146,7 @@ def checked_pretrained_filter(
     tensors came from, then keeps the model's own head for backbone-only weights."""
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     hub_id, file = cfg.get('hf_hub_id'), cfg.get('file')
-    what = f'the pretrained weights in {file}' if file else f'the pretrained weights of {hub_id}' if hub_id else ''
-    what = what or 'the pretrained weights'
+    what = 'the pretrained weights' + (f' in {file}' if file else f' of {hub_id}' if hub_id else '')
     raw = state_dict
     # timm's own ImageNet files (the `.in1k` tags) still hold the classification head and every fuse row
     state_dict = drop_unused_keys(state_dict, model.head, model.width)

@@ -165,7 +165,7 @@ def _layers() -> list[set[str]]:
         _package('hrnet_zoo.publish'),
         {'hrnet_zoo.stats', 'hrnet_zoo.demo'},
         _package('hrnet_zoo.bench'),
-        {'hrnet_zoo.cli'},
+        _package('hrnet_zoo.cli'),
     ]
 
 

@@ -24,8 +24,9 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from .models.builder import create_hrnet
+from .files import check_writable_folder, new_folders
 from .specs import parse_arch
+from .weights.manifest import get_record
 
 __all__ = ['ExportError', 'ExportResult', 'FORMATS', 'check_export_target', 'export_model', 'load_for_export']
 
@@ -52,9 +53,12 @@ def load_for_export(name: str, weights: str | Path | None = None) -> nn.Module:
     """``<arch>`` (random weights), ``<arch>.<tag>`` (that tag's Hub weights, as ``pretrained=True``), or either
     with ``weights``: a ``model.safetensors`` or a folder written by ``hrnet-zoo convert``, loaded offline through
     timm's ``pretrained_cfg_overlay=dict(file=...)``."""
-    parse_arch(name.partition('.')[0])  # unknown names fail here, listing the valid ones
+    arch, _, tag = name.partition('.')
+    parse_arch(arch)  # unknown names fail here, listing the valid ones
+    if tag:
+        get_record(name)  # and unknown tags, listing the architecture's
     if weights is None:
-        return create_hrnet(name, pretrained='.' in name).eval()
+        return timm.create_model(name, pretrained=bool(tag)).eval()
     path = Path(weights)
     path = path / 'model.safetensors' if path.is_dir() else path
     if not path.is_file():
@@ -136,11 +140,7 @@ def check_export_target(out: str | Path, format: str) -> Path:
     out = Path(out)
     if out.suffix != suffix:
         raise ValueError(f'--format {format} writes a {suffix} file; got --out {out}')
-    if not out.parent.is_dir():
-        state = 'is not a folder' if out.parent.exists() else 'does not exist'
-        raise FileNotFoundError(f'cannot write {out}: {out.parent} {state}')
-    if not os.access(out.parent, os.W_OK):
-        raise PermissionError(f'cannot write {out}: {out.parent} is not writable')
+    check_writable_folder(out.parent, f'cannot write {out}')  # a missing folder is made when the graph is written
     if out.is_dir():
         raise IsADirectoryError(f'cannot write {out}: it is a folder')
     _require('onnxscript', 'onnxscript', format)  # the dynamo exporter's graph builder
@@ -164,7 +164,7 @@ def export_model(model: nn.Module, out: str | Path, format: str = 'onnx') -> Exp
     output_names = ['output'] if n_outputs == 1 else [f'output{i}' for i in range(n_outputs)]
 
     # everything is written in a temporary folder beside ``out``, checked there, then moved in
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f'.{out.name}.') as tmp:
+    with new_folders(out.parent), tempfile.TemporaryDirectory(dir=out.parent, prefix=f'.{out.name}.') as tmp:
         onnx_path = Path(tmp) / 'model.onnx'
         _write_onnx(model, onnx_path, in_chans, output_names)
         if format == 'onnx':

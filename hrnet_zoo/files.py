@@ -6,12 +6,40 @@ Standard library only: the loopback Hub server uses it too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ['write_atomically', 'write_text_atomically']
+__all__ = ['check_writable_folder', 'new_folders', 'write_atomically', 'write_text_atomically']
+
+
+def check_writable_folder(folder: str | Path, what: str) -> None:
+    """Refuse, before any work, a folder that cannot be written or made: its nearest existing ancestor must be a
+    writable folder. ``what`` names the output in the message (``'cannot write x.onnx'``)."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path('.'))  # '.' ends a relative path
+    if not existing.is_dir():
+        raise NotADirectoryError(f'{what}: {existing} is a file, not a folder')
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(f'{what}: {existing} is not writable')
+
+
+@contextlib.contextmanager
+def new_folders(folder: str | Path) -> Iterator[Path]:
+    """Make ``folder`` and its missing parents for the body, and remove the ones made here again if the body
+    fails (a failed command leaves nothing behind, not even an empty folder)."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        for path in made:  # deepest first; a folder the body filled is kept
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], None], *, make_parents: bool = False) -> None:

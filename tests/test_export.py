@@ -6,9 +6,15 @@ own check used, and compared with the eager model it came from.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+from urllib.parse import urlsplit
+
 import pytest
 import timm
 import torch
+from fake_records import fake_checkpoint, file_bytes
+from file_server import FileServer
 from helpers import randomize_batchnorm
 
 import hrnet_zoo  # noqa: F401  (registers the models)
@@ -16,6 +22,8 @@ from hrnet_zoo import export as export_module
 from hrnet_zoo.cli import main
 from hrnet_zoo.export import ExportError, export_model
 from hrnet_zoo.publish.convert import convert_checkpoint
+from hrnet_zoo.weights.manifest import MANIFEST
+from hrnet_zoo.weights.sources import MIRROR_ENV
 
 pytestmark = pytest.mark.export
 ort = pytest.importorskip('onnxruntime')
@@ -79,8 +87,8 @@ def test_a_graph_that_disagrees_with_eager_is_refused_and_nothing_is_written(tmp
     real_run = export_module._run_onnx
     monkeypatch.setattr(export_module, '_run_onnx', lambda path, x: [y * 1.01 for y in real_run(path, x)])
     with pytest.raises(ExportError, match='differs from eager PyTorch at 193x259'):
-        export_model(_model(f'hrnetv1_{SMALL}'), tmp_path / 'model.onnx')
-    assert list(tmp_path.iterdir()) == []
+        export_model(_model(f'hrnetv1_{SMALL}'), tmp_path / 'new' / 'folder' / 'model.onnx')
+    assert list(tmp_path.iterdir()) == []  # nor the folders made for it
 
 
 def test_cli_export_with_converted_weights(tmp_path, capsys) -> None:
@@ -89,7 +97,7 @@ def test_cli_export_with_converted_weights(tmp_path, capsys) -> None:
     source = _model(f'hrnetv2_{SMALL}', upsample_mode='bilinear')
     torch.save({'state_dict': source.state_dict()}, tmp_path / 'official.pth')
     folder = convert_checkpoint(tmp_path / 'official.pth', name, tmp_path / 'converted')
-    out = tmp_path / 'seg.onnx'
+    out = tmp_path / 'not' / 'yet' / 'seg.onnx'  # the folders are made
     assert main(['export', name, '--weights', str(folder), '--out', str(out)]) == 0
     assert 'relative error' in capsys.readouterr().out
     x = torch.randn(*SIZE)
@@ -101,16 +109,45 @@ def test_cli_export_with_converted_weights(tmp_path, capsys) -> None:
     [
         (['hrnetv2_w18_smal'], "Unknown HRNet architecture 'hrnetv2_w18_smal'; did you mean"),
         ([f'hrnetv2_{SMALL}', '--weights', 'missing.safetensors'], 'no weights file missing.safetensors'),
-        ([f'hrnetv2_{SMALL}', '--out', 'no_such_folder/model.onnx'], 'no_such_folder does not exist'),
+        ([f'hrnetv2_{SMALL}', '--out', 'a_file/model.onnx'], 'a_file is a file, not a folder'),
+        ([f'hrnetv2_{SMALL}.no_such_tag'], "No pretrained weights 'hrnetv2_w18_small_v1.no_such_tag'; did you mean"),
         ([f'hrnetv2_{SMALL}', '--format', 'openvino'], '--format openvino writes a .xml file'),
     ],
-    ids=['unknown-name', 'missing-weights', 'unwritable-out', 'wrong-suffix'],
+    ids=['unknown-name', 'missing-weights', 'out-under-a-file', 'unknown-tag', 'wrong-suffix'],
 )
 def test_cli_export_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args: list[str], message: str) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / 'a_file').write_text('not a folder')
     if '--out' not in args:
         args = [*args, '--out', 'model.onnx']
     assert main(['export', *args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count('\n') == 1 and 'Traceback' not in err
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ['a_file']
+
+
+def test_cli_export_of_a_tagged_name_reads_its_weights(tmp_path, monkeypatch, capsys) -> None:
+    """``hrnet-zoo export <arch>.<tag>``, as README prints it: the tag's weights (here a direct download, served by
+    a loopback mirror in its mmseg layout) are in the graph."""
+    name = 'hrnetv2_w18_small_v2.mmseg_cityscapes_512x1024_160k'
+    record = MANIFEST[name]
+    checkpoint = fake_checkpoint(name)
+    data = file_bytes(name, checkpoint)
+    source = replace(record.source, hash_prefix=hashlib.sha256(data).hexdigest()[:8])
+    monkeypatch.setitem(MANIFEST, name, replace(record, source=source))
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / 'torch_hub'))
+    out = tmp_path / 'seg.onnx'
+    with FileServer({urlsplit(record.source.direct_url).path: data}) as server:
+        monkeypatch.setenv(MIRROR_ENV, server.url)
+        try:
+            assert main(['export', name, '--out', str(out)]) == 0
+            reference = timm.create_model(name, pretrained=True).eval()  # from the converted cache
+        finally:
+            torch.hub.set_dir(before)
+    assert 'relative error' in capsys.readouterr().out
+    served = checkpoint['state_dict']
+    assert torch.equal(reference.state_dict()['conv1.weight'], served['backbone.conv1.weight'])
+    assert torch.equal(reference.state_dict()['last_layer.3.weight'], served['decode_head.conv_seg.weight'])
+    x = torch.randn(*SIZE)
+    _assert_close(_run_onnx(out, x), _eager(reference, x))

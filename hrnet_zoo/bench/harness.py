@@ -52,6 +52,8 @@ __all__ = ['add_arguments', 'run', 'machine_info', 'LiveBytes']
 SUITES = ('peak', 'infer', 'train')
 # the inference contenders by name, as in the table's "contender" column and the JSON rows' "name"
 INFER_CONTENDERS = ('timm', 'ours', 'ours_fast', 'ours_onednn_graph', 'ours_openvino', 'onnxruntime', 'openvino')
+# the contenders that need an ONNX export of the model first (tens of seconds each on 2 cores)
+EXPORTED_CONTENDERS = ('ours_openvino', 'onnxruntime', 'openvino')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
     parser.add_argument('--json', type=Path, default=None, help='write the results here')
     parser.add_argument('--plot', type=Path, default=None, help='write a PNG of the speed-ups here (needs matplotlib)')
-    parser.add_argument('--quick', action='store_true', help='seconds-long smoke run: tiny inputs, 2 repeats')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='smoke run of about a minute on 2 cores: tiny inputs, 2 repeats, and none of the contenders that need '
+        f'an ONNX export first ({", ".join(EXPORTED_CONTENDERS)}) unless --only names them',
+    )
     parser.add_argument(
         '--profile',
         action='store_true',
@@ -295,7 +302,7 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
             graph_route = _ours_onednn_graph(ours, dt)
             if graph_route is not None:
                 runs.append(('channels_last', 'ours_onednn_graph', graph_route, xd, {}))
-            if _openvino_route(peers):
+            if _openvino_route(peers) and _wanted(args, 'ours_openvino'):
                 # our other route: the same call with backend='openvino', fed the fp32 NCHW image as a user would
                 runs.append(('channels_last', 'ours_openvino', _ours_openvino(ours, dt), x, {}))
             if args.compile:
@@ -326,7 +333,7 @@ def _infer_contenders(args: argparse.Namespace, dtypes: list[str]) -> list[Conte
             graph_route = _ours_onednn_graph(full, dt)
             if graph_route is not None:
                 routes.append(('ours_onednn_graph', graph_route, xc))
-            if _openvino_route(full_peers):
+            if _openvino_route(full_peers) and _wanted(args, 'ours_openvino'):
                 routes.append(('ours_openvino', _ours_openvino(full, dt), x))
             for who, model, inp in routes:
                 meta = dict(case=case, batch=1, size=list(size), dtype=dname, format='channels_last', who=who)
@@ -384,8 +391,13 @@ def _ours_openvino(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return optimize_for_inference(model, dtype=dtype, backend='openvino')
 
 
+def _wanted(args: argparse.Namespace, who: str) -> bool:
+    """Whether to build contender ``who``: every one, or those --only names (building some takes an export)."""
+    return not args.only or who in args.only
+
+
 def _peers(args: argparse.Namespace, model: nn.Module) -> PeerEngines | None:
-    if args.no_peers:
+    if args.no_peers or not any(_wanted(args, who) for who in EXPORTED_CONTENDERS):
         return None
     print('exporting to ONNX for the peer engines ...', flush=True)
     engines = PeerEngines(model)
@@ -512,6 +524,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.repeats, args.warmup = min(args.repeats, 2), min(args.warmup, 1)
+        if not args.no_peers and not (args.only and set(args.only) & set(EXPORTED_CONTENDERS)):
+            args.no_peers = True
+            print(f'--quick: {", ".join(EXPORTED_CONTENDERS)} skipped (each needs an ONNX export first); '
+                  'name them with --only to time them')  # fmt: skip
     suites = set(SUITES) if args.suite == 'all' else {args.suite}
     info = machine_info()
     dtypes = [d for d in args.dtype if d == 'fp32' or info['amx_bf16'] or 'avx512_bf16' in info['isa_flags']]

@@ -79,7 +79,8 @@ EXPANSION = {'BASIC': 1, 'BOTTLENECK': 4}
 
 # From the OpenMMLab configs: mmseg configs/_base_/models/fcn_hr18.py (w18), configs/hrnet/fcn_hr18s_*.py (the
 # "hr18s" overrides of stage1-4 num_blocks / num_modules), configs/hrnet/fcn_hr48_*.py (w48 channels) and mmpose
-# configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py (w32).
+# configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py (w32), mmdet
+# configs/hrnet/faster-rcnn_hrnetv2p-w40-1x_coco.py (w40).
 WIDTH_LAYOUTS: dict[str, dict[str, StageLayout]] = {
     'w18_small_v2': {
         'stage1': (1, (2,), (64,), 'BOTTLENECK'),
@@ -98,6 +99,12 @@ WIDTH_LAYOUTS: dict[str, dict[str, StageLayout]] = {
         'stage2': (1, (4, 4), (32, 64), 'BASIC'),
         'stage3': (4, (4, 4, 4), (32, 64, 128), 'BASIC'),
         'stage4': (3, (4, 4, 4, 4), (32, 64, 128, 256), 'BASIC'),
+    },
+    'w40': {  # mmdet configs/hrnet/faster-rcnn_hrnetv2p-w40-1x_coco.py: w32's blocks, 40-channel branches
+        'stage1': (1, (4,), (64,), 'BOTTLENECK'),
+        'stage2': (1, (4, 4), (40, 80), 'BASIC'),
+        'stage3': (4, (4, 4, 4), (40, 80, 160), 'BASIC'),
+        'stage4': (3, (4, 4, 4, 4), (40, 80, 160, 320), 'BASIC'),
     },
     'w48': {
         'stage1': (1, (4,), (64,), 'BOTTLENECK'),

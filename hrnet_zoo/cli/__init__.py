@@ -14,14 +14,14 @@ from collections.abc import Sequence
 
 from ..export import ExportError
 from ..version import __version__
-from . import bench, export, predict, weights
+from . import bench, evaluate, export, predict, weights
 
 DESCRIPTION = (
     'HRNet for timm: list the architectures; convert, publish and release their weights; predict with them, '
     'evaluate the answers, export and benchmark the models.'
 )
 # in the order `hrnet-zoo --help` lists them
-_GROUPS = (weights, predict, export, bench)
+_GROUPS = (weights, predict, evaluate, export, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

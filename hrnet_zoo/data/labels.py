@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ['CITYSCAPES_LABELS', 'CLASS_FLIP_PAIRS', 'LABELS', 'LIP_LABELS', 'PALETTES', 'LabelSet']
+__all__ = [
+    'CITYSCAPES_LABELS',
+    'CITYSCAPES_TRAIN_IDS',
+    'CLASS_FLIP_PAIRS',
+    'LABELS',
+    'LIP_LABELS',
+    'PALETTES',
+    'LabelSet',
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,12 @@ CITYSCAPES_LABELS = (
     'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation', 'terrain',
     'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle',
 )  # fmt: skip
+# Cityscapes' labelId -> trainId (cityscapesScripts helpers/labels.py): the ids of *_gtFine_labelIds.png that are
+# evaluated, as indices of CITYSCAPES_LABELS; every other labelId (0-6, 9, 10, 14-16, 18, 29, 30) is ignored (255)
+CITYSCAPES_TRAIN_IDS: dict[int, int] = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15,
+    31: 16, 32: 17, 33: 18,
+}  # fmt: skip
 LIP_LABELS = (
     'background', 'hat', 'hair', 'glove', 'sunglasses', 'upper_clothes', 'dress', 'coat', 'socks', 'pants', 'jumpsuits',
     'scarf', 'skirt', 'face', 'left_arm', 'right_arm', 'left_leg', 'right_leg', 'left_shoe', 'right_shoe',

@@ -473,7 +473,9 @@ def test_predict_segmentation_writes_the_picture_and_json(converted, photo, tmp_
     assert {c['name'] for c in classes} <= set(MANIFEST['hrnetv2_w18_small_v1.cityscapes'].label_names)
     # the model.safetensors itself works too
     assert cli([*argv[:-1], str(converted / 'model.safetensors'), '--out', str(out)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.json', 'out.png', 'street.png']
+    # beside the drawing, the class ids as a label PNG (one 8-bit pixel per pixel, Cityscapes has 19 classes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.json', 'out.png', 'out_labels.png', 'street.png']
+    assert data['images'][0]['labels'] == 'out_labels.png' and Image.open(tmp_path / 'out_labels.png').mode == 'L'
 
 
 def _refused(argv: list[str], tmp_path, capsys, match: str) -> None:
@@ -523,13 +525,15 @@ def test_predict_pose_writes_keypoints_by_name(tmp_path, capsys):
     out, answer = tmp_path / 'pose.png', tmp_path / 'pose.json'
     argv = ['predict', str(photo), '--model', 'hrnetv1_w32.coco_256x192', '--weights', str(folder), '--flip']
     assert cli([*argv, '--boxes', '60,40,120,160', '10,10,50,80', '--out', str(out), '--json', str(answer)]) == 0
-    people = json.loads(answer.read_text())['images'][0]['people']
-    assert [p['box'] for p in people] == [[60, 40, 120, 160], [10, 10, 50, 80]]
-    assert all(list(p['keypoints']) == list(COCO_KEYPOINTS) for p in people)
+    data = json.loads(answer.read_text())  # COCO results, with the joint names in the category
+    people = data['annotations']
+    assert data['categories'][0]['keypoints'] == list(COCO_KEYPOINTS)
+    assert [p['bbox'] for p in people] == [[60, 40, 120, 160], [10, 10, 50, 80]]
+    assert all(p['image_id'] == data['images'][0]['id'] and len(p['keypoints']) == 3 * 17 for p in people)
     for person in people:  # random weights: somewhere in (or near) the crop of its box, in image pixels
-        x, y, w, h = person['box']
-        for point in person['keypoints'].values():
-            assert x - w <= point['x'] <= x + 2 * w and y - h <= point['y'] <= y + 2 * h
+        x, y, w, h = person['bbox']
+        for px, py in zip(person['keypoints'][0::3], person['keypoints'][1::3]):
+            assert x - w <= px <= x + 2 * w and y - h <= py <= y + 2 * h
     assert Image.open(out).size == (320, 240)
 
 

@@ -1,14 +1,14 @@
-"""``hrnet-zoo predict``: segmentation or pose of images, drawn, with the answer as JSON."""
+"""``hrnet-zoo predict``: segmentation or pose of images, folders, globs, videos and webcams, drawn, with the answers
+as JSON."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from ..files import write_atomically
-from ..tasks.inputs import load_image
-from ..tasks.predict import build_model, check_request, check_task, predict_image
+from ..tasks.predict import PICTURE_FORMATS, predict_files
+
+SHOWN = 10  # written files named one per line; more are counted
 
 
 def _box(text: str) -> tuple[float, float, float, float]:
@@ -20,39 +20,42 @@ def _box(text: str) -> tuple[float, float, float, float]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    task = check_task(args.model)  # a head predict does not serve is refused before any download
-    several = len(args.images) > 1
-    if several and not args.out.is_dir():
-        raise ValueError(f'with {len(args.images)} images --out must be an existing folder, got {args.out}')
-    pictures = [args.out / f'{Path(p).stem}.png' for p in args.images] if several else [args.out]
-    for out in [*pictures, *([args.json] if args.json else [])]:
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f'No such folder for {out}: {out.parent}')
-    pixels = [load_image(p) for p in args.images]  # every image is read and every box checked before the model
-    for image in pixels:
-        check_request(task, image, args.boxes, args.scales, args.crop_size)
-    model = build_model(args.model, args.weights)
-    entries = []
-    results = []
-    for path, image in zip(args.images, pixels):
-        picture, entry = predict_image(
-            model, image, boxes=args.boxes, scales=args.scales, flip=args.flip, crop_size=args.crop_size
+    try:
+        summary = predict_files(
+            args.sources,
+            args.model,
+            args.out,
+            json_path=args.json,
+            weights=args.weights,
+            boxes=args.boxes,
+            scales=args.scales,
+            flip=args.flip,
+            crop_size=args.crop_size,
+            detector=args.detector,
+            score_threshold=args.score_threshold,
+            max_people=args.max_people,
         )
-        entries.append(dict(image=str(path), **entry))
-        results.append(picture)
-    for picture, out in zip(results, pictures):  # written only once every image has its answer
-        write_atomically(out, lambda tmp, picture=picture: picture.save(tmp, format='PNG'))
-        print(f'wrote {out}')
-    if args.json:
-        text = json.dumps(dict(model=args.model, task=task, images=entries), indent=1)
-        write_atomically(args.json, lambda tmp: tmp.write_text(text, encoding='utf-8'))
-        print(f'wrote {args.json}')
+    except ImportError as err:  # PyAV missing for a video: its message names the extra to install
+        raise ValueError(str(err)) from None
+    pictures = [p for p in summary.written if p != summary.json]
+    for path in pictures if len(pictures) <= SHOWN else []:
+        print(f'wrote {path}')
+    if len(pictures) > SHOWN:
+        print(f'wrote {len(pictures)} files in {args.out}')
+    if summary.json is not None:
+        print(f'wrote {summary.json}')
+    print(summary.line())
     return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser('predict', help='segmentation or pose of images, drawn, with the answer as JSON')
-    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (several: --out is a folder)')
+    p = sub.add_parser('predict', help='segmentation or pose of images, folders, videos or a webcam, drawn, with JSON')
+    p.add_argument(
+        'sources',
+        nargs='+',
+        metavar='SRC',
+        help="image files, folders of images, glob patterns ('shots/*.jpg'), video files, or a webcam index (0)",
+    )
     p.add_argument('--model', required=True, help='<arch>.<tag> of a segmentation or pose model')
     p.add_argument(
         '--weights',
@@ -66,8 +69,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         nargs='+',
         default=None,
         metavar='X,Y,W,H',
-        help='person boxes in image pixels (pose; default: the whole image)',
+        help='person boxes in image pixels, the same for every frame (pose; default: the person detector, or the '
+        'whole image for faces, hands and animals)',
     )
+    p.add_argument(
+        '--detector',
+        default=None,
+        metavar='NAME',
+        help='person pose: the torchvision detection model that finds the people (e.g. fasterrcnn_resnet50_fpn_v2)',
+    )
+    p.add_argument('--score-threshold', type=float, default=None, help='person pose: the lowest detector box score')
+    p.add_argument('--max-people', type=int, default=None, help='person pose: at most this many people per frame')
     p.add_argument('--scales', type=float, nargs='+', default=[1.0], help='segmentation test scales (default: 1)')
     p.add_argument('--flip', action='store_true', help='flip testing')
     p.add_argument(
@@ -78,6 +90,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar=('H', 'W'),
         help='segmentation: the official sliding window (default: each scaled image whole)',
     )
-    p.add_argument('--out', type=Path, required=True, help='the picture (PNG), or a folder for several images')
-    p.add_argument('--json', type=Path, default=None, help='write the answer here')
+    p.add_argument(
+        '--out',
+        type=Path,
+        required=True,
+        help=f'one picture ({", ".join(PICTURE_FORMATS)}) for one image; else a folder, made if missing: a picture '
+        'per image, <stem>.mp4 per video, JSON',
+    )
+    p.add_argument(
+        '--json',
+        type=Path,
+        default=None,
+        help='write the answers here (default for a folder --out: keypoints.json or segmentation.json in it)',
+    )
     p.set_defaults(func=_cmd_predict)

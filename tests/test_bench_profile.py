@@ -74,8 +74,9 @@ def test_bench_profile_prints_both_tables_and_writes_json(tmp_path, capsys) -> N
     pytest.importorskip('openvino')
     pytest.importorskip('onnxscript')
     out = tmp_path / 'profile.json'
+    # --quick leaves the exported peers out unless --only names one: name openvino, so it is profiled
     argv = ['bench', '--profile', '--quick', '--width', WIDTH, '--threads', '1', '--dtype', 'fp32',
-            '--json', str(out)]  # fmt: skip
+            '--only', 'ours_fast', 'openvino', '--json', str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert 'ours_fast b1 (1x3x64x128) fp32: ops ' in printed and 'openvino b1 (1x3x64x128) fp32: ops ' in printed
@@ -96,8 +97,9 @@ def test_bench_profile_without_openvino_says_so_and_profiles_ours(tmp_path, monk
         importlib.util, 'find_spec', lambda name, *a: None if name in missing else real_find_spec(name, *a)
     )
     out = tmp_path / 'profile.json'
+    # --quick leaves the exported peers out unless --only names one: name openvino, so its absence is reported
     argv = ['bench', '--profile', '--quick', '--width', WIDTH, '--threads', '1', '--dtype', 'fp32',
-            '--json', str(out)]  # fmt: skip
+            '--only', 'ours_fast', 'openvino', '--json', str(out)]  # fmt: skip
     assert main(argv) == 0
     assert 'openvino not installed: its rows are skipped (pip install openvino)' in capsys.readouterr().out
     assert [p['who'] for p in json.loads(out.read_text())['profiles']] == ['ours_fast']

@@ -19,6 +19,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 import hrnet_zoo
 from hrnet_zoo import cli
+from hrnet_zoo.cli import weights as cli_weights
 from hrnet_zoo.publish.convert import convert_state_dict, load_checkpoint
 from hrnet_zoo.stats import arch_stats
 from hrnet_zoo.weights.checks import load_pretrained_file
@@ -287,7 +288,7 @@ def test_convert_sync_batchnorm_keeps_ocr_outputs():
 
 
 def test_cli_list_at_another_input_size(capsys, monkeypatch):
-    monkeypatch.setattr(cli, 'ARCHS', ('hrnetv2_ocr_w18_small_v1', 'hrnetv2_ocr_w48'))
+    monkeypatch.setattr(cli_weights, 'ARCHS', ('hrnetv2_ocr_w18_small_v1', 'hrnetv2_ocr_w48'))
     assert cli.main(['list', '--input-size', '1024x2048']) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith('hrnet')]
     assert [row[:4] for row in lines] == [

@@ -26,7 +26,7 @@ from mmlab_layouts import (
     save_checkpoint,
 )
 
-TIMM = {'w18_small_v2': 'hrnet_w18_small_v2', 'w18': 'hrnet_w18', 'w32': 'hrnet_w32', 'w40': 'hrnet_w40', 'w48': 'hrnet_w48'}
+TIMM = {width: f'hrnet_{width}' for width in ('w18_small_v2', 'w18', 'w32', 'w40', 'w48')}
 TIMM_CLS_HEAD = ('incre_modules.', 'downsamp_modules.', 'final_layer.', 'classifier.')
 BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 

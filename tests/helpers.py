@@ -1,4 +1,4 @@
-"""Helpers several test files share: timm's names of the widths, and BatchNorm randomisation."""
+"""Helpers several test files share: timm's names of the widths, BatchNorm randomisation, a small pose model."""
 
 from __future__ import annotations
 
@@ -17,6 +17,18 @@ TIMM_NAMES = {
     'w18_small_v1': 'hrnet_w18_small', 'w18_small_v2': 'hrnet_w18_small_v2', 'w18': 'hrnet_w18', 'w30': 'hrnet_w30',
     'w32': 'hrnet_w32', 'w40': 'hrnet_w40', 'w44': 'hrnet_w44', 'w48': 'hrnet_w48', 'w64': 'hrnet_w64',
 }  # fmt: skip
+
+
+def coco_body_model(input_size: tuple[int, int, int] = (3, 64, 48)) -> nn.Module:
+    """A random hrnetv1_w18_small_v1 that reads as the COCO body tag ``hrnetv1_w32.coco_256x192`` (17 joints, their
+    flip pairs, a person dataset), cropping ``input_size``: the tag's record drives the tasks, the width keeps them
+    quick."""
+    import timm
+
+    model = timm.create_model('hrnetv1_w18_small_v1').eval()
+    model.pretrained_cfg = dict(model.pretrained_cfg, architecture='hrnetv1_w32', tag='coco_256x192',
+                                input_size=input_size)  # fmt: skip
+    return model
 
 
 def randomize_batchnorm(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from helpers import coco_body_model
 from PIL import Image
 
 from hrnet_zoo.tasks import segment
@@ -49,11 +50,7 @@ def read_back(path):
 
 @pytest.fixture(scope='module')
 def pose_model():
-    """A random hrnetv1_w18_small_v1 that reads as the COCO body tag (17 joints and their flip pairs), 64x48 crops."""
-    model = timm.create_model('hrnetv1_w18_small_v1').eval()
-    model.pretrained_cfg = dict(model.pretrained_cfg, architecture='hrnetv1_w32', tag='coco_256x192',
-                                input_size=(3, 64, 48))  # fmt: skip
-    return model
+    return coco_body_model()
 
 
 @pytest.fixture(scope='module')

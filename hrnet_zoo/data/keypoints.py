@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ['COCO_KEYPOINTS', 'KEYPOINTS', 'KEYPOINT_SETS', 'MPII_JOINTS', 'KeypointSet']
+__all__ = ['COCO_KEYPOINTS', 'KEYPOINTS', 'KEYPOINT_SETS', 'MPII_JOINTS', 'PERSON_SETS', 'KeypointSet']
 
 
 @dataclass(frozen=True)
@@ -448,3 +448,9 @@ def _by_names(sets: dict[str, KeypointSet]) -> dict[tuple[str, ...], KeypointSet
 
 
 KEYPOINT_SETS: dict[tuple[str, ...], KeypointSet] = _by_names(KEYPOINTS)
+
+# the datasets whose boxes are whole people, so a person detector finds them (faces, hands, animals, clothes: not)
+PERSON_SETS = frozenset({
+    'aic', 'coco', 'coco_wholebody', 'crowdpose', 'exlpose', 'h36m', 'halpe', 'humanart', 'mhp', 'mpii', 'ochuman',
+    'posetrack18', 'ubody2d',
+})  # fmt: skip

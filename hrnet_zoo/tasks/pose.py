@@ -16,7 +16,7 @@ ratio and padded 1.25, times 200), decodes with :func:`~.decoding.decode_udp` an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.keypoints import KeypointSet
+from ..data.keypoints import PERSON_SETS, KeypointSet
 from .decoding import decode_udp, flip_heatmaps, input_to_image, udp_warp_matrix
+from .detect import default_detector
 from .inputs import ImageInput, load_image, model_record, normalize, require_decoder
 
 __all__ = [
@@ -40,12 +41,16 @@ __all__ = [
     'estimate_pose',
     'flip_back',
     'heatmap_argmax',
+    'finds_people',
+    'person_scores',
 ]
 
 TASK = 'keypoint-detection'
 DECODER = 'topdown_heatmaps'  # the output estimate_pose reads
 PIXEL_STD = 200.0  # the official unit of scale: a box of 200 px has scale 1
 DECODES = ('default', 'dark', 'udp')  # estimate_pose's decode=; a record's 'standard' decoding is 'default'
+IN_VIS_THRE = 0.2  # the official TEST.IN_VIS_THRE: keypoints scored above it count toward the person's score
+Detector = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
 def _boxes(boxes: Tensor | Sequence[Sequence[float]] | Sequence[float]) -> Tensor:
@@ -208,20 +213,43 @@ def decode_dark(
     return _to_image(coords, center, scale, (width, height)), scores.to(torch.float32)
 
 
+def person_scores(keypoints: Tensor, box_scores: Tensor | None = None, threshold: float = IN_VIS_THRE) -> Tensor:
+    """The official person score (``lib/dataset/coco.py`` ``evaluate``): the box score times the mean of the
+    keypoint scores above ``threshold``, 0 where none is. ``keypoints [N, K, 3]``; ``box_scores [N]`` (1 if None)."""
+    scores = keypoints[..., 2].double()
+    above = scores > threshold
+    mean = (scores * above).sum(-1) / above.sum(-1).clamp_min(1)
+    box_scores = torch.ones(len(keypoints)) if box_scores is None else torch.as_tensor(box_scores)
+    return (mean * box_scores.double()).float()
+
+
 @dataclass
 class Poses:
-    """Per box: ``keypoints [N, K, 3]`` as ``(x, y, score)`` in image pixels, in the joint set's order."""
+    """Per box: ``keypoints [N, K, 3]`` as ``(x, y, score)`` in image pixels, in the joint set's order; the boxes
+    ``[N, 4]`` (x, y, w, h); and ``scores [N]``, each person's :func:`person_scores` (the detector's box score, 1
+    for boxes given without one, times the mean keypoint score above 0.2).
+
+    A keypoint's score is its heatmap's peak: higher is surer, and about 1 at a well-placed joint of the training
+    data, but it is not a probability (it can pass 1, and is not calibrated across models)."""
 
     keypoints: Tensor
     boxes: Tensor
     joints: KeypointSet
+    scores: Tensor | None = None  # None: computed with box scores of 1
+
+    def __post_init__(self) -> None:
+        if self.scores is None:
+            self.scores = person_scores(self.keypoints)
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
 
     def to_list(self) -> list[dict[str, Any]]:
-        """JSON-ready: per box, its ``x, y, w, h`` and ``{name: {x, y, score}}``."""
-        return [dict(box=[float(v) for v in box],
+        """JSON-ready: per person, its ``box`` (x, y, w, h), ``score`` and ``{name: {x, y, score}}``."""
+        return [dict(box=[float(v) for v in box], score=float(score),
                      keypoints={name: dict(x=float(x), y=float(y), score=float(s))
                                 for name, (x, y, s) in zip(self.joints.names, person.tolist())})
-                for box, person in zip(self.boxes.tolist(), self.keypoints)]  # fmt: skip
+                for box, score, person in zip(self.boxes.tolist(), self.scores.tolist(), self.keypoints)]  # fmt: skip
 
 
 def joints_of(model: Any) -> KeypointSet:
@@ -263,24 +291,43 @@ def _shift_of(record: Any, decode: str) -> bool:
     return decode != 'udp'
 
 
+def finds_people(model: Any) -> bool:
+    """Whether the model's boxes are whole people (its record's dataset is in
+    :data:`~hrnet_zoo.data.keypoints.PERSON_SETS`), so that ``boxes=None`` asks a person detector for them. By the
+    dataset, not the joint layout: the macaque tags share COCO's 17 joints."""
+    record = model_record(model)
+    return record is not None and record.dataset in PERSON_SETS
+
+
 def estimate_pose(
     model: Any,
     image: ImageInput,
-    boxes: Tensor | Sequence[Sequence[float]] | Sequence[float],
+    boxes: Tensor | Sequence[Sequence[float]] | Sequence[float] | None = None,
     flip: bool = True,
     decode: str | None = None,
     joints: KeypointSet | None = None,
+    *,
+    detector: Detector | None = None,
+    box_scores: Tensor | Sequence[float] | None = None,
 ) -> Poses:
     """Keypoints of each box ``x, y, w, h`` (image pixels) in one image: people, faces, hands, animals.
 
     Args:
         model: a model whose output is top-down heatmaps (its record's decoder, else its head's), in eval mode; its
             pretrained cfg gives the crop size (``input_size``) and mean / std.
+        boxes: None finds them: a ``detector`` given, or for a person model (:func:`finds_people`) the default
+            one, gives them; for a face, hand or animal model the whole image is the box.
         flip: the flip test (flipped crops, heatmaps flipped back with the joint pairs and, unless the record says
             ``shift_heatmap=False`` or the decoding is UDP, shifted one pixel).
         decode: ``'default'`` (the official post-processing), ``'dark'`` or ``'udp'`` (mmpose's UDP crop and
             decoding); None follows the model's record (``decoding``), ``'default'`` without one.
         joints: names, flip pairs and skeleton; None reads them from the model's manifest record.
+        detector: ``detector(image [3, H, W] in 0..1) -> (boxes [M, 4] x, y, w, h, scores [M])``, asked for the
+            people when ``boxes`` is None; None is :func:`~.detect.default_detector` for a person model (its weights
+            are fetched once), and none for the others.
+        box_scores: the scores of given ``boxes`` (default 1), which :attr:`Poses.scores` multiplies.
+
+    No person found (or an empty ``boxes``) gives empty poses, ``keypoints [0, K, 3]``, without running the model.
     """
     require_decoder(model, DECODER, 'estimate_pose', TASK)
     record = model_record(model)
@@ -296,7 +343,16 @@ def estimate_pose(
         if len(pixels) != 1:
             raise ValueError('estimate_pose takes one image (its boxes are in its pixels); call once per image')
         pixels = pixels[0]
+    if boxes is None and (detector is not None or finds_people(model)):
+        boxes, box_scores = (detector or default_detector())(pixels)
+    elif boxes is None:
+        boxes = [0.0, 0.0, float(pixels.shape[-1]), float(pixels.shape[-2])]
     boxes = _boxes(boxes)
+    box_scores = None if box_scores is None else torch.as_tensor(box_scores, dtype=torch.float32).reshape(-1)
+    if box_scores is not None and len(box_scores) != len(boxes):
+        raise ValueError(f'{len(box_scores)} box scores for {len(boxes)} boxes: give one score per box')
+    if len(boxes) == 0:
+        return Poses(torch.zeros(0, len(joints.names), 3), boxes, joints, torch.zeros(0))
     check_boxes(boxes, *pixels.shape[-2:])
     _, in_h, in_w = model.pretrained_cfg['input_size']
     if decode == 'udp':
@@ -319,4 +375,5 @@ def estimate_pose(
         coords = input_to_image(coords, center, scale, (in_w, in_h))
     else:
         coords, scores = (decode_dark if decode == 'dark' else decode_heatmaps)(heatmaps.cpu(), center, scale)
-    return Poses(torch.cat([coords.float(), scores], -1), boxes, joints)
+    keypoints = torch.cat([coords.float(), scores], -1)
+    return Poses(keypoints, boxes, joints, person_scores(keypoints, box_scores))

@@ -26,18 +26,14 @@ from ..files import write_atomically as _write_atomically  # the public name her
 from ..specs import HEADS, parse_arch
 from ..weights.checks import load_pretrained_file
 from ..weights.manifest import get_record
+from .detect import PersonDetector
 from .draw import draw_pose, draw_segmentation, to_pil
 from .inputs import ImageInput, head_task, load_image, model_decoder, model_record
-from .pose import check_boxes, estimate_pose, joints_of
+from .pose import IN_VIS_THRE, check_boxes, estimate_pose, joints_of
 from .segmentation import segment
 from .sources import VIDEO_EXTENSIONS, Frame, FrameSource, SourceItem, read_source
-from .stream import IN_VIS_THRE, Answer, coco_keypoint_results, predict_stream
+from .stream import Answer, coco_keypoint_results, predict_stream
 from .video import write_video
-
-try:  # the person detector; until hrnet_zoo.tasks.detect exists, --detector and its options are refused
-    from .detect import PersonDetector
-except ImportError:  # pragma: no cover (removed once detect.py lands)
-    PersonDetector = None
 
 __all__ = [
     'PICTURE_FORMATS',
@@ -156,9 +152,6 @@ def make_detector(
     options = {k: v for k, v in dict(score_threshold=score_threshold, max_people=max_people).items() if v is not None}
     if name is None and not options:
         return None
-    if PersonDetector is None:
-        raise ValueError('--detector, --score-threshold and --max-people need hrnet_zoo.tasks.detect, which this '
-                         'version does not have; pass --boxes')  # fmt: skip
     if max_people is not None and max_people < 1:
         raise ValueError(f'--max-people must be at least 1, got {max_people}')
     return _LazyDetector(lambda: PersonDetector(name, **options) if name else PersonDetector(**options))

@@ -8,7 +8,6 @@ person detector, the model's forward passes and the rest (reading the frame, cro
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,25 +17,16 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .detect import default_detector
 from .draw import draw_pose, draw_segmentation, to_pil
 from .inputs import model_decoder, model_record
 from .pose import DECODER as POSE_DECODER
-from .pose import Poses, estimate_pose, joints_of
+from .pose import Detector, Poses, estimate_pose, finds_people
 from .segmentation import DECODER as SEGMENTATION_DECODER
 from .segmentation import SegmentationResult, segment
 from .sources import Frame, FrameSource, read_source
 
-try:  # the person detector; until hrnet_zoo.tasks.detect exists, boxes=None without a detector is the whole image
-    from .detect import default_detector
-except ImportError:  # pragma: no cover (removed once detect.py lands)
-    default_detector = None
-
-__all__ = ['IN_VIS_THRE', 'Answer', 'Timings', 'coco_keypoint_results', 'predict_stream']
-
-Detector = Callable[[Tensor], tuple[Tensor, Tensor]]
-IN_VIS_THRE = 0.2  # the official person score: box score x mean of the keypoint scores above this
-# whether pose.estimate_pose takes detector= / box_scores= (the shared API); older code is given the boxes here
-_POSE_TAKES_DETECTOR = 'detector' in inspect.signature(estimate_pose).parameters
+__all__ = ['Answer', 'Timings', 'coco_keypoint_results', 'predict_stream']
 
 
 @dataclass
@@ -113,15 +103,6 @@ def _wait_for(out: Any) -> None:
             return
 
 
-def _person_scores(keypoints: Tensor, box_scores: Tensor) -> Tensor:
-    """The official rescoring (``lib/dataset/coco.py`` ``evaluate``): box score x the mean of the keypoint scores
-    above :data:`IN_VIS_THRE` (0 where none is)."""
-    scores = keypoints[..., 2].double()
-    above = scores > IN_VIS_THRE
-    mean = (scores * above).sum(-1) / above.sum(-1).clamp_min(1)
-    return (mean * box_scores.double()).float()
-
-
 def _estimate(
     model: Any,
     pixels: Tensor,
@@ -131,24 +112,8 @@ def _estimate(
     flip: bool | None,
     decode: str | None,
 ) -> Poses:
-    """:func:`~.pose.estimate_pose` through the shared API (``detector=``, ``box_scores=``, ``Poses.scores``)."""
     options: dict[str, Any] = {} if flip is None else dict(flip=flip)
-    if _POSE_TAKES_DETECTOR:
-        return estimate_pose(model, pixels, boxes, decode=decode, detector=detector, box_scores=box_scores, **options)
-    # pose.py before the detect work: the boxes are found here, the person scores computed here
-    if boxes is None and detector is not None:
-        boxes, box_scores = detector(pixels)
-    if boxes is None:
-        boxes = torch.tensor([[0.0, 0.0, float(pixels.shape[-1]), float(pixels.shape[-2])]], dtype=torch.float64)
-    boxes = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
-    scores = torch.ones(len(boxes)) if box_scores is None else torch.as_tensor(box_scores, dtype=torch.float32)
-    if len(boxes) == 0:
-        joints = joints_of(model)
-        poses = Poses(torch.zeros(0, len(joints.names), 3), boxes, joints)
-    else:
-        poses = estimate_pose(model, pixels, boxes, decode=decode, **options)
-    poses.scores = _person_scores(poses.keypoints, scores)  # type: ignore[attr-defined]
-    return poses
+    return estimate_pose(model, pixels, boxes, decode=decode, detector=detector, box_scores=box_scores, **options)
 
 
 def _frames(source: Any) -> Iterator[Frame]:
@@ -195,11 +160,8 @@ def predict_stream(
         raise ValueError('scales and crop_size are for segmentation models; a pose model crops each box')
     timed_model = _Timed(model)
     timed_detector: _Timed | None = None
-    if pose and boxes is None:
-        if detector is not None:
-            timed_detector = _Timed(detector)
-        elif default_detector is not None:
-            timed_detector = _Timed(factory=default_detector)
+    if pose and boxes is None and (detector is not None or finds_people(model)):
+        timed_detector = _Timed(detector) if detector is not None else _Timed(factory=default_detector)
     box_tensor = None if boxes is None else torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
     score_tensor = None if box_scores is None else torch.as_tensor(box_scores, dtype=torch.float32)
     record = model_record(model)
@@ -254,10 +216,7 @@ def coco_keypoint_results(answers: Iterable[Answer], image_ids: Mapping[str, int
             raise ValueError(f'{name} has no COCO image id in the mapping given ({len(image_ids)} file names)')
         image_id = answer.frame.index if image_ids is None else int(image_ids[name])
         poses = answer.poses
-        scores = getattr(poses, 'scores', None)
-        if scores is None:
-            scores = _person_scores(poses.keypoints, torch.ones(len(poses.keypoints)))
-        for person, score, box in zip(poses.keypoints.tolist(), scores.tolist(), poses.boxes.tolist()):
+        for person, score, box in zip(poses.keypoints.tolist(), poses.scores.tolist(), poses.boxes.tolist()):
             results.append(dict(image_id=image_id, category_id=1, keypoints=[float(v) for p in person for v in p],
                                 score=float(score), bbox=[float(v) for v in box]))  # fmt: skip
     return results

@@ -121,6 +121,12 @@ def test_full_models_keep_their_output_type_and_the_model_is_left_as_it_was(name
         assert _rel(got, ref) < 1e-4
 
 
+# oneDNN's bf16 convolutions need AVX512-BF16, AMX or AVX-NE-CONVERT; an AVX2-only CPU (AMD Zen 3) has none
+BF16_CONV = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+needs_bf16 = pytest.mark.skipif(not BF16_CONV, reason='no bf16 convolution on this CPU')
+
+
+@needs_bf16
 def test_bf16_matches_eager_within_2e2_and_returns_bf16(backbone):
     fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', dtype=torch.bfloat16)
     assert isinstance(fast, OneDNNGraphModule) and fast.dtype == torch.bfloat16
@@ -157,11 +163,25 @@ def test_winograd_in_the_graph_matches_eager(backbone, shape):
     assert _bmm_nodes(torch.jit.last_executed_optimized_graph()) == 4
 
 
+@pytest.mark.skipif(BF16_CONV, reason='this CPU has bf16 convolutions: the route runs them')
+def test_bf16_without_bf16_convolutions_warns_and_runs_the_torch_route(backbone):
+    with pytest.warns(RuntimeWarning, match="backend='onednn_graph' is off"):
+        fast = hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', dtype=torch.bfloat16)
+    assert not isinstance(fast, OneDNNGraphModule)
+    x = _image(1, 3, 128, 128, seed=2)
+    with torch.no_grad():
+        ref = backbone(x)
+        got = fast(x.bfloat16())
+    assert max(_rel(g.float(), r) for g, r in zip(got, ref)) < 2e-2  # a wrong guess costs speed, not correctness
+
+
 def test_winograd_off_in_bf16_and_when_asked(backbone):
-    for fast in (
-        hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', winograd=False),
-        hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', dtype=torch.bfloat16, winograd=True),
-    ):
+    routes = [hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', winograd=False)]
+    if BF16_CONV:
+        routes.append(
+            hrnet_zoo.optimize_for_inference(backbone, backend='onednn_graph', dtype=torch.bfloat16, winograd=True)
+        )
+    for fast in routes:
         x = _image(1, 3, 128, 192).to(fast.dtype)
         fast(x)
         assert not fast._candidates and fast.winograd_by_shape[tuple(x.shape)] == ()

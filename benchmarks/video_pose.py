@@ -35,16 +35,11 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 import hrnet_zoo  # noqa: E402, F401 (registers the models)
 from hrnet_zoo.files import write_text_atomically  # noqa: E402
+from hrnet_zoo.tasks.detect import DEFAULT_DETECTOR, PersonDetector  # noqa: E402
 from hrnet_zoo.tasks.sources import read_source  # noqa: E402
 from hrnet_zoo.tasks.stream import predict_stream  # noqa: E402
 
-try:
-    from hrnet_zoo.tasks import detect
-except ImportError:  # before hrnet_zoo.tasks.detect exists: torchvision's model, random weights
-    detect = None
-
 HERE = Path(__file__).resolve().parent
-DEFAULT_DETECTOR = getattr(detect, 'DEFAULT_DETECTOR', 'fasterrcnn_mobilenet_v3_large_fpn')
 
 
 def cpu_name() -> str:
@@ -55,6 +50,18 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or 'unknown'
+
+
+def isa_flags() -> list[str]:
+    """The CPU's vector and matrix extensions that decide the speed of convolutions (AVX2, AVX-512, bf16, AMX)."""
+    try:
+        for line in Path('/proc/cpuinfo').read_text(encoding='utf-8').splitlines():
+            if line.startswith('flags'):
+                wanted = ('avx2', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_tile')
+                return [flag for flag in line.split(':', 1)[1].split() if flag in wanted]
+    except OSError:
+        pass
+    return []
 
 
 def cpu_kind(name: str) -> str:
@@ -99,7 +106,7 @@ class RandomDetector:
     are ``boxes_of(frame index)`` (the synthetic figures', or the whole frame), since random boxes mean nothing."""
 
     def __init__(self, name: str, boxes_of) -> None:
-        self.model = torchvision.models.get_model(name, weights=None, weights_backbone=None).eval()
+        self.model = PersonDetector(name, pretrained=False).model
         self.boxes_of, self.calls = boxes_of, 0
 
     def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,9 +119,9 @@ class RandomDetector:
 
 def build_detector(name: str, boxes_of, pretrained: bool) -> tuple[object, str]:
     """The person detector and what its weights are."""
-    if pretrained and detect is not None:
+    if pretrained:
         try:
-            detector = detect.PersonDetector(name)
+            detector = PersonDetector(name)
             detector(torch.zeros(3, 64, 64))  # built (and its weights fetched) now, not inside the timed loop
             return detector, 'pretrained (COCO)'
         except (OSError, ValueError, RuntimeError) as err:
@@ -183,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         fps_wall=len(rows) / wall,
         machine=dict(
             cpu=cpu_name(),
+            isa=isa_flags(),
             cores=os.cpu_count(),
             torch_threads=torch.get_num_threads(),
             torch=torch.__version__,
@@ -192,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     machine = result['machine']
     print(f'{name} ({result["pose_weights"]} weights) + {args.detector} ({detector_weights})')
-    print(f'CPU: {machine["cpu"]}, {machine["cores"]} cores, torch {machine["torch"]}, '
+    isa = ' '.join(machine['isa']) or 'no AVX2'
+    print(f'CPU: {machine["cpu"]} ({isa}), {machine["cores"]} cores, torch {machine["torch"]}, '
           f'{machine["torch_threads"]} threads; {result["video"]}, {len(rows)} frames, {people} people')  # fmt: skip
     print(f'medians over {len(timed)} frames (the first {args.warmup} left out); each part is its own median, so '
           'the parts need not add up to the frame')  # fmt: skip

@@ -1,4 +1,5 @@
-"""hrnet_zoo: HRNetV1 / V2 / V2p / V2-OCR for timm. Importing it registers the 36 models with timm.
+"""hrnet_zoo: HRNetV1 / V2 / V2p / V2-OCR for timm. Importing it registers the 36 models with timm, and the
+Lite-HRNet and HigherHRNet architectures (4 more).
 
 The package is laid out by layer, each folder one layer and each file one thing; imports only point down
 (``tests/test_layout.py`` checks it). Bottom to top:

@@ -4,7 +4,8 @@ module reads.
 Stage layouts follow the official HRNet-Image-Classification configs (``cls_hrnet_*.yaml``), which the
 segmentation, pose and detection releases share. Only the channel lists and the small models' module
 and block counts differ between widths, so every width is a :class:`HRNetSpec` value, not a code path. A width
-names its backbone family (:data:`FAMILIES`: today HRNet alone) and timm's name for the same backbone.
+names its backbone family (:data:`FAMILIES`) and timm's name for the same backbone. Lite-HRNet's two widths are
+:class:`LiteHRNetSpec` values in :data:`LITE_WIDTHS`.
 
 What a head is (its state_dict prefix, classifier, default class count, task, display name, card text) is one
 :class:`HeadSpec` in :data:`HEADS`; the models, the weights manifest, the converter, the file checks, the cards
@@ -21,14 +22,18 @@ from dataclasses import dataclass
 __all__ = [
     'StageSpec',
     'HRNetSpec',
+    'LiteStageSpec',
+    'LiteHRNetSpec',
     'FamilySpec',
     'HeadSpec',
     'DECODERS',
     'FAMILIES',
     'WIDTHS',
+    'LITE_WIDTHS',
     'HEADS',
     'ARCHS',
     'get_spec',
+    'get_lite_spec',
     'get_head',
     'arch_name',
     'parse_arch',
@@ -105,6 +110,55 @@ WIDTHS: dict[str, HRNetSpec] = {
 
 
 @dataclass(frozen=True)
+class LiteStageSpec:
+    """One Lite-HRNet stage: ``num_modules`` units, each ``num_blocks`` conditional channel weighting blocks across
+    all its branches (``num_channels[b]`` on branch ``b``), then a fuse; ``reduce_ratio`` squeezes the
+    cross-resolution weighting."""
+
+    num_modules: int
+    num_channels: tuple[int, ...]
+    num_blocks: int = 2
+    reduce_ratio: int = 8
+
+    @property
+    def num_branches(self) -> int:
+        return len(self.num_channels)
+
+
+@dataclass(frozen=True)
+class LiteHRNetSpec:
+    """A Lite-HRNet backbone (Yu et al., CVPR 2021): a shuffle-style stem, then the stages, as the official
+    ``litehrnet_<n>_coco_256x192.py`` configs (``stem``, ``stages_spec``; ``with_head=True``)."""
+
+    stages: tuple[LiteStageSpec, ...]
+    stem_channels: int = 32
+    stem_out_channels: int = 32
+    stem_expand_ratio: float = 1.0
+    family: str = 'litehrnet'  # a key of FAMILIES
+
+    @property
+    def branch_channels(self) -> tuple[int, ...]:
+        return self.stages[-1].num_channels
+
+
+def _lite(num_modules: tuple[int, int, int]) -> LiteHRNetSpec:
+    """Lite-HRNet-18 and -30 differ only in their module counts: branches 40, 80, 160, 320, two blocks each."""
+    channels = (40, 80, 160, 320)
+    return LiteHRNetSpec(tuple(LiteStageSpec(m, channels[: n + 2]) for n, m in enumerate(num_modules)))
+
+
+LITE_WIDTHS: dict[str, LiteHRNetSpec] = {'18': _lite((2, 4, 2)), '30': _lite((3, 8, 3))}
+
+
+def get_lite_spec(width: str) -> LiteHRNetSpec:
+    """Look up a Lite-HRNet width by name (``'18'``, ``'30'``); unknown names list the valid ones."""
+    try:
+        return LITE_WIDTHS[width]
+    except KeyError:
+        raise ValueError(f'Unknown Lite-HRNet width {width!r}; expected one of: {", ".join(LITE_WIDTHS)}') from None
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     """A backbone family: its display name and its widths. A second family (Lite-HRNet) adds a row here and its
     own backbone file, not branches in this one's."""
@@ -116,6 +170,7 @@ class FamilySpec:
 
 FAMILIES: dict[str, FamilySpec] = {
     'hrnet': FamilySpec('hrnet', 'HRNet', tuple(w for w, spec in WIDTHS.items() if spec.family == 'hrnet')),
+    'litehrnet': FamilySpec('litehrnet', 'Lite-HRNet', tuple(LITE_WIDTHS)),
 }
 
 
@@ -164,8 +219,9 @@ class HeadSpec:
 
 
 # What a head's output is, and so how the tasks layer reads it: top-down keypoint heatmaps, per-pixel class logits,
-# or a feature pyramid that a detector reads (nothing to decode here).
-DECODERS = ('topdown_heatmaps', 'segmentation_logits', 'feature_pyramid')
+# a feature pyramid that a detector reads (nothing to decode here), or bottom-up heatmaps and tags (HigherHRNet, a
+# model that names its decoder itself: see tasks.inputs.model_decoder).
+DECODERS = ('topdown_heatmaps', 'segmentation_logits', 'feature_pyramid', 'bottomup_heatmaps_tags')
 
 HEADS: dict[str, HeadSpec] = {
     'v1': HeadSpec(

@@ -37,7 +37,7 @@ from ..weights.pretrained import (
     original_checkpoint_weights,
 )
 from .backbone import HRNetBackbone, NormLayer
-from .layers import concat_branches
+from .layers import branch_intermediates, concat_branches
 
 __all__ = ['HRNet', 'MODEL_CLASSES', 'create_hrnet', 'register_head']
 
@@ -115,16 +115,7 @@ class HRNet(HRNetBackbone):
         """
         if output_fmt != 'NCHW':
             raise ValueError(f'HRNet features are NCHW only, got output_fmt={output_fmt!r}')
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        stem = self.forward_stem(x)
-        intermediates = [stem] if 0 in take_indices else []
-        if max_index == 0 and (intermediates_only or stop_early):
-            return intermediates if intermediates_only else (stem, intermediates)
-        branches = self.forward_branches(stem)
-        intermediates += [branches[i - 1] for i in take_indices if i > 0]
-        if intermediates_only:
-            return intermediates
-        return self.representation(branches), intermediates
+        return branch_intermediates(self, x, indices, stop_early, intermediates_only, self.representation)
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True

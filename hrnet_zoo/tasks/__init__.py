@@ -2,7 +2,8 @@
 
 :func:`segment` returns class ids and probabilities at the image's size (scales, flip, sliding window);
 :func:`estimate_pose` returns keypoints in image pixels for person boxes, found by :class:`PersonDetector` (a
-torchvision COCO detector) when none are given; :func:`predict_stream` answers a photo, folder, video or webcam
+torchvision COCO detector) when none are given, and :func:`estimate_pose_bottomup` every person's without boxes
+(HigherHRNet); :func:`predict_stream` answers a photo, folder, video or webcam
 frame by frame (:func:`read_source`), and :func:`write_video` and :func:`coco_keypoint_results` write the
 answers. The official building blocks are public (:func:`box_to_center_scale`, :func:`affine_matrix`,
 :func:`crop_boxes`, :func:`decode_heatmaps`, :func:`flip_back`), with DARK decoding (:func:`decode_dark`) beside
@@ -12,6 +13,7 @@ Which task a model does is its head's, in :data:`~hrnet_zoo.specs.HEADS`; models
 :mod:`.inputs`).
 """
 
+from .bottomup import GroupingParams, estimate_pose_bottomup
 from .detect import PersonDetector, default_detector
 from .draw import draw_pose, draw_segmentation, generated_palette, to_pil
 from .inputs import head_task, load_image, model_record, normalize, to_batch
@@ -37,6 +39,7 @@ from .video import write_video
 __all__ = [
     'Answer',
     'Frame',
+    'GroupingParams',
     'PersonDetector',
     'Poses',
     'SegmentationResult',
@@ -51,6 +54,7 @@ __all__ = [
     'draw_pose',
     'draw_segmentation',
     'estimate_pose',
+    'estimate_pose_bottomup',
     'finds_people',
     'flip_back',
     'generated_palette',

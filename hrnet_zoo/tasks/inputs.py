@@ -96,10 +96,11 @@ def head_task(model: Any) -> str:
 
 def model_decoder(model: Any) -> str:
     """How the model's output becomes an answer (a key of :data:`~hrnet_zoo.specs.DECODERS`): its record's decoder
-    where its pretrained cfg names one, else its head's."""
+    where its pretrained cfg names one, else the model's own ``decoder`` where it has one (HigherHRNet, whose head
+    has no row of its own), else its head's."""
     spec = _head_spec(model)
     record = model_record(model)
-    return record.decoder if record is not None else spec.decoder
+    return record.decoder if record is not None else getattr(model, 'decoder', spec.decoder)
 
 
 def require_decoder(model: Any, decoder: str, what: str, task: str) -> None:

@@ -7,7 +7,7 @@ weights cannot be fetched runs with random weights (its time is measured on ever
 synthetic figures' boxes, or the whole frame for a ``--video``), which the output says.
 
     python benchmarks/video_pose.py --no-pretrained                  # ~8 frames of 240x320, well under a minute
-    python benchmarks/video_pose.py --no-pretrained --small --save   # 120x160; JSON to benchmarks/results/<cpu>/
+    python benchmarks/video_pose.py --no-pretrained --small --save   # 120x160; JSON to benchmarks/results/<cpu>_<isa>/
     python benchmarks/video_pose.py --video walk.mp4 --model hrnetv1_w32.coco_256x192 --frames 50
 """
 
@@ -64,9 +64,11 @@ def isa_flags() -> list[str]:
     return []
 
 
-def cpu_kind(name: str) -> str:
-    """A folder name for the CPU: 'AMD EPYC 7B13' -> 'amd_epyc_7b13'."""
-    return re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_') or 'unknown'
+def cpu_kind(name: str, isa: list[str]) -> str:
+    """A folder name for the CPU and its widest matrix / vector extension, since a VM may name only the vendor:
+    ('AMD EPYC', [..., 'avx2']) -> 'amd_epyc_avx2'; with AVX-512 BF16 -> 'amd_epyc_avx512_bf16'."""
+    widest = next((flag for flag in ('amx_bf16', 'avx512_bf16', 'avx512f', 'avx2') if flag in isa), 'no_avx2')
+    return f'{re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "unknown"}_{widest}'
 
 
 def figure_boxes(index: int, height: int, width: int) -> list[tuple[float, float, float, float]]:
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f'  {"frame":9s} {total * 1000:8.1f} ms  -> {result["fps_median"]:.2f} frames/s '
           f'({result["fps_wall"]:.2f} over the whole run)')  # fmt: skip
     if args.save:
-        path = HERE / 'results' / cpu_kind(machine['cpu']) / 'video_pose.json'
+        path = HERE / 'results' / cpu_kind(machine['cpu'], machine['isa']) / 'video_pose.json'
         write_text_atomically(path, json.dumps(result, indent=2) + '\n', make_parents=True)
         print(f'wrote {path}')
     return 0

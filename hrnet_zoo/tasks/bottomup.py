@@ -271,7 +271,8 @@ def refine_person(heatmaps: np.ndarray, tags: np.ndarray, person: np.ndarray) ->
     _, height, width = heatmaps.shape
     for joint in np.flatnonzero(~found):
         hm = heatmaps[joint]
-        distance = np.sqrt(((tags[joint] - mean_tag) ** 2).sum(-1))
+        # one tag component at a time: numpy reduces a trailing axis of 1 or 2 values very slowly
+        distance = np.sqrt(sum((tags[joint, ..., t] - mean_tag[t]) ** 2 for t in range(len(mean_tag))))
         y, x = np.unravel_index(np.argmax(hm - np.round(distance)), hm.shape)
         value = hm[y, x]
         if value > 0:

@@ -274,3 +274,11 @@ def test_a_file_that_is_not_torchvisions_is_refused_and_not_kept(served_weights)
         PersonDetector(min_size=96, max_size=128)
     assert 'fasterrcnn_mobilenet_v3_large_fpn weights' in str(refused.value) and MIRROR_ENV in str(refused.value)
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_offline_the_detector_says_what_to_unset(served_weights, monkeypatch):
+    server, _, digest, _ = served_weights
+    monkeypatch.setenv('HRNET_ZOO_OFFLINE', '1')
+    with pytest.raises(DirectDownloadError, match='unset HRNET_ZOO_OFFLINE to download it'):
+        PersonDetector(hash_prefix=digest, min_size=96, max_size=128)
+    assert server.requests == []  # offline: nothing asked

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..weights.sources import MIRROR_ENV, DirectDownloadError, fetch
+from ..weights.sources import MIRROR_ENV, DirectDownloadError, fetch, is_offline
 
 __all__ = ['DEFAULT_DETECTOR', 'DEFAULT_MAX_PEOPLE', 'DEFAULT_SCORE_THRESHOLD', 'PersonDetector', 'default_detector']
 
@@ -41,7 +41,9 @@ def _fetch_weights(name: str, url: str, hash_prefix: str | None) -> Path:
     try:
         return fetch(url, hash_prefix=hash_prefix)
     except DirectDownloadError as error:  # the same failure, with what to do for a detector rather than a tag
-        hint = f"put torchvision's file there by hand, or set {MIRROR_ENV} to a mirror of it"
+        offline = is_offline()
+        other = f'unset {offline} to download it' if offline else f'set {MIRROR_ENV} to a mirror of it'
+        hint = f"put torchvision's file there by hand, or {other}"
         message = f'the {name} weights: could not fetch {error.url} into {error.path}: {error.reason}; {hint}'
         raise DirectDownloadError(message, error.url, error.path, error.reason) from None
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-import hrnet_zoo  # noqa: F401  (registers the models)
+import hrnet_zoo
 from hrnet_zoo.models.litehrnet import FuseUp, LiteHRModule
 from hrnet_zoo.specs import LiteStageSpec
 from hrnet_zoo.stats import arch_stats
@@ -270,3 +270,32 @@ def test_estimate_pose_reads_it_as_a_top_down_heatmap_model():
     assert poses.keypoints.shape == (1, 17, 3)
     inside = (poses.keypoints[0, :, 0] >= 0) & (poses.keypoints[0, :, 0] <= 90)
     assert inside.all()
+
+
+def _unit_scale(model: nn.Module, h: int, w: int) -> nn.Module:
+    """Random weights with activations near unit scale, as trained ones have (the official N(0, 0.001) init
+    shrinks them toward zero, where a relative error means nothing): He-normal convolutions, then each BatchNorm's
+    running statistics from one train-mode batch."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.momentum = 1.0
+        model.train()(torch.randn(2, 3, h, w, generator=g))
+    return model.eval()
+
+
+def test_the_cpu_fast_path_runs_lite_hrnet_and_matches_eager():
+    """optimize_for_inference swaps only plain Sequentials: Lite-HRNet's fuse steps are Sequential subclasses with a
+    forward of their own (the target size), which a FusedConv in their place broke (TypeError on the first call)."""
+    model = _unit_scale(timm.create_model('litehrnet_18'), 130, 98)
+    x = torch.randn(1, 3, 130, 98, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model(x)
+    fast = hrnet_zoo.optimize_for_inference(model)
+    with torch.no_grad():
+        got = fast(x)
+    assert expected.abs().mean() > 0.1  # a scale where the relative error below is meaningful
+    assert ((got - expected).norm() / expected.norm()).item() < 1e-4

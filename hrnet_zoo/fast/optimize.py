@@ -281,7 +281,7 @@ def _fuse_ops(model: nn.Module, **kw) -> None:
             setattr(model, name, FusedExchangeUnit(child, **kw))
         elif isinstance(child, (BasicBlock, Bottleneck)):
             setattr(model, name, _fuse_block(child, **kw))
-        elif isinstance(child, nn.Sequential) and _is_conv_seq(child):
+        elif type(child) is nn.Sequential and _is_conv_seq(child):  # a subclass may have a forward of its own
             setattr(model, name, _fuse_conv_seq(child, **kw))
         elif isinstance(child, nn.Conv2d) and child.padding_mode == 'zeros' and not isinstance(child.padding, str):
             # a conv whose ReLU is a sibling attribute (the stem's act1/act2, the head's ReLU) fuses it

@@ -25,7 +25,6 @@ import io
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import timm  # noqa: E402
 import torch  # noqa: E402
+from machine import cpu_kind, cpu_name, isa_flags  # noqa: E402  (benchmarks/machine.py)
 from torch import nn  # noqa: E402
 
 import hrnet_zoo  # noqa: E402 (registers the models)
@@ -57,35 +57,6 @@ SIZES = {
 }
 DEFAULT_MODELS = ('litehrnet_18', 'litehrnet_30', 'higherhrnet_w32')
 FPS_MODELS = ('litehrnet_18',)  # the laptop case: frames per second reported too
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text(encoding='utf-8').splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
-def isa_flags() -> list[str]:
-    """The CPU's vector and matrix extensions that decide the speed of convolutions (AVX2, AVX-512, bf16, AMX)."""
-    try:
-        for line in Path('/proc/cpuinfo').read_text(encoding='utf-8').splitlines():
-            if line.startswith('flags'):
-                wanted = ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_tile')
-                return [flag for flag in line.split(':', 1)[1].split() if flag in wanted]
-    except OSError:
-        pass
-    return []
-
-
-def cpu_kind(name: str, isa: list[str]) -> str:
-    """A folder name for the CPU and its widest matrix / vector extension, as ``benchmarks/video_pose.py``:
-    ('AMD EPYC', [..., 'avx2']) -> 'amd_epyc_avx2'."""
-    widest = next((flag for flag in ('amx_bf16', 'avx512_bf16', 'avx512f', 'avx2') if flag in isa), 'no_avx2')
-    return f'{re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "unknown"}_{widest}'
 
 
 def outputs(y) -> list[torch.Tensor]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -31,6 +29,7 @@ import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from machine import cpu_kind, cpu_name, isa_flags  # noqa: E402  (benchmarks/machine.py)
 from PIL import Image, ImageDraw  # noqa: E402
 
 import hrnet_zoo  # noqa: E402, F401 (registers the models)
@@ -40,35 +39,6 @@ from hrnet_zoo.tasks.sources import read_source  # noqa: E402
 from hrnet_zoo.tasks.stream import predict_stream  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text(encoding='utf-8').splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
-def isa_flags() -> list[str]:
-    """The CPU's vector and matrix extensions that decide the speed of convolutions (AVX2, AVX-512, bf16, AMX)."""
-    try:
-        for line in Path('/proc/cpuinfo').read_text(encoding='utf-8').splitlines():
-            if line.startswith('flags'):
-                wanted = ('avx2', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_tile')
-                return [flag for flag in line.split(':', 1)[1].split() if flag in wanted]
-    except OSError:
-        pass
-    return []
-
-
-def cpu_kind(name: str, isa: list[str]) -> str:
-    """A folder name for the CPU and its widest matrix / vector extension, since a VM may name only the vendor:
-    ('AMD EPYC', [..., 'avx2']) -> 'amd_epyc_avx2'; with AVX-512 BF16 -> 'amd_epyc_avx512_bf16'."""
-    widest = next((flag for flag in ('amx_bf16', 'avx512_bf16', 'avx512f', 'avx2') if flag in isa), 'no_avx2')
-    return f'{re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "unknown"}_{widest}'
 
 
 def figure_boxes(index: int, height: int, width: int) -> list[tuple[float, float, float, float]]:
